@@ -1,0 +1,299 @@
+/*
+ * The engine: start-up (plugins, pipelines, sinks, lanes, workers), the
+ * path of each event (fetch -> route -> lanes -> store -> done) and the
+ * in-flight limit. Event steps run on worker, lane and sink threads.
+ */
+#include "engine/engine_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/lane.h"
+#include "engine/pool.h"
+#include "fetch/fetch.h"
+#include "sinks/deadletter.h"
+#include "sinks/sink.h"
+#include "util/docid.h"
+#include "util/log.h"
+#include "util/time.h"
+
+typedef struct fetch_job {
+        mmp_job_t job;
+        mmp_engine_t *engine;
+        mmp_event_t *ev;
+} fetch_job_t;
+
+typedef struct store_ctx {
+        mmp_engine_t *engine;
+        mmp_event_t *ev;
+        size_t pidx;
+        size_t ndocs;
+} store_ctx_t;
+
+static void stat_add(uint64_t *counter, uint64_t n) {
+        __atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+}
+
+static void event_done(mmp_engine_t *e, mmp_event_t *ev) {
+        if (ev->failure)
+                stat_add(&e->stats.failed, 1);
+        stat_add(&e->stats.done, 1);
+        stat_add(&e->stats.documents, (uint64_t)ev->documents);
+        if (e->opts.on_event_done)
+                e->opts.on_event_done(ev, ev->failure, e->opts.opaque);
+        pthread_mutex_lock(&e->lock);
+        e->in_flight--;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+        mmp_event_unref(ev); /* the submit reference */
+}
+
+/* Logs the failure once and parks the event in the dead letters. */
+static void report_failure(mmp_engine_t *e, mmp_event_t *ev, mmp_failure_t *f) {
+        mmp_err("event", "%s: %s%s%s failed (%s): %s%s%s", ev->id, f->pipeline ? "pipeline " : "",
+                f->pipeline ? f->pipeline : "", f->pipeline ? ":" : "", mmp_stage2str(f->stage), f->message,
+                f->traceback ? "\n" : "", f->traceback ? f->traceback : "");
+        if (e->deadletters && !mmp_deadletter_write(e->deadletters, ev->original, ev->source, f))
+                stat_add(&e->stats.dead_letters, 1);
+}
+
+static void keep_first_failure(mmp_event_t *ev, mmp_failure_t *f) {
+        mmp_failure_t *expected = NULL;
+        if (!__atomic_compare_exchange_n(&ev->failure, &expected, f, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                mmp_failure_free(f);
+}
+
+void mmp_engine_pipeline_done(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, mmp_failure_t *failure) {
+        (void)pidx;
+        if (failure) {
+                report_failure(e, ev, failure);
+                __atomic_add_fetch(&ev->failures, 1, __ATOMIC_RELAXED);
+                keep_first_failure(ev, failure);
+        }
+        if (__atomic_sub_fetch(&ev->pending, 1, __ATOMIC_ACQ_REL) == 0)
+                event_done(e, ev);
+}
+
+/* Fails an event before any pipeline ran (fetch, malformed). */
+static void event_fail_early(mmp_engine_t *e, mmp_event_t *ev, mmp_failure_t *f) {
+        report_failure(e, ev, f);
+        keep_first_failure(ev, f);
+        event_done(e, ev);
+}
+
+static void store_done(mmp_write_t *w, mmp_failure_t *failure, void *opaque) {
+        store_ctx_t *c = opaque;
+        (void)w;
+        if (failure && !failure->pipeline) {
+                const mmp_pipeline_t *p = c->engine->pipelines[c->pidx];
+                failure->pipeline = strdup(p->name);
+        }
+        if (!failure)
+                __atomic_add_fetch(&c->ev->documents, (int)c->ndocs, __ATOMIC_RELAXED);
+        mmp_engine_pipeline_done(c->engine, c->ev, c->pidx, failure);
+        mmp_event_unref(c->ev);
+        free(c);
+}
+
+static json_t *iso_time(int64_t ms) {
+        char buf[40];
+        time_t s = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, sizeof(buf) - n, ".%03dZ", (int)(ms % 1000));
+        return json_string(buf);
+}
+
+static json_t *object_lineage(const mmp_event_t *ev) {
+        json_t *o = json_object();
+        json_object_set_new(o, "bucket", json_string(ev->bucket ? ev->bucket : ""));
+        json_object_set_new(o, "key", json_string(ev->key ? ev->key : ""));
+        if (ev->url)
+                json_object_set_new(o, "url", json_string(ev->url));
+        json_object_set_new(o, "version", json_string(ev->version ? ev->version : ""));
+        json_object_set_new(o, "etag", json_string(ev->etag ? ev->etag : ""));
+        json_object_set_new(o, "size", json_integer(ev->size));
+        json_object_set_new(o, "content_type", ev->content_type ? json_string(ev->content_type) : json_null());
+        json_object_set_new(o, "detected_content_type",
+                            ev->detected_type ? json_string(ev->detected_type) : json_null());
+        json_object_set_new(o, "content_type_mismatch", json_boolean(ev->content_type_mismatch));
+        return o;
+}
+
+/* Final form of one document: _id first, the handler's fields, metadata
+ * merged under "metadata" (the document's own keys win), lineage last. */
+static json_t *finish_doc(const mmp_pipeline_t *p, const mmp_event_t *ev, json_t *doc, size_t i, size_t n,
+                          json_t *plugins, int64_t now_ms) {
+        char id[25];
+        const char *k;
+        json_t *v, *out = json_object(), *lin;
+        mmp_docid(p->name, ev->bucket ? ev->bucket : "", ev->key ? ev->key : "", ev->version ? ev->version : "",
+                  i, id);
+        json_object_set_new(out, "_id", json_string(id));
+        json_object_foreach(doc, k, v) {
+                if (strcmp(k, "_id") && strcmp(k, "_lineage"))
+                        json_object_set(out, k, v);
+        }
+        if (p->metadata) {
+                json_t *m = json_deep_copy(p->metadata), *own = json_object_get(doc, "metadata");
+                if (json_is_object(own))
+                        json_object_update(m, own);
+                json_object_set_new(out, "metadata", m);
+        }
+        lin = json_object();
+        json_object_set_new(lin, "pipeline", json_string(p->name));
+        json_object_set_new(lin, "pipeline_version", json_string(p->version));
+        json_object_set_new(lin, "source", ev->source ? json_deep_copy(ev->source) : json_null());
+        json_object_set_new(lin, "object", object_lineage(ev));
+        json_object_set(lin, "plugins", plugins);
+        json_object_set_new(lin, "endpoints", json_array());
+        json_object_set_new(lin, "event_time", iso_time(ev->time_ms));
+        json_object_set_new(lin, "processed_at", iso_time(now_ms));
+        json_object_set_new(lin, "index", json_integer((json_int_t)i));
+        json_object_set_new(lin, "count", json_integer((json_int_t)n));
+        json_object_set_new(out, "_lineage", lin);
+        return out;
+}
+
+void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *wrapper) {
+        const mmp_pipeline_t *p = e->pipelines[pidx];
+        json_t *docs = json_object_get(wrapper, "documents"), *plugins = json_object_get(wrapper, "plugins");
+        json_t *out = json_array();
+        size_t n = json_array_size(docs);
+        int64_t now = mmp_wallclock_ms();
+        store_ctx_t *c = calloc(1, sizeof(*c));
+
+        for (size_t i = 0; i < n; i++)
+                json_array_append_new(out, finish_doc(p, ev, json_array_get(docs, i), i, n, plugins, now));
+        json_decref(wrapper);
+        c->engine = e;
+        c->ev = ev;
+        c->pidx = pidx;
+        c->ndocs = n;
+        mmp_event_ref(ev);
+        mmp_sink_submit(e->pipeline_sink[pidx],
+                        mmp_write_new(MMP_WRITE_UPSERT, p->collection, p->name, ev->bucket, ev->key, ev->version,
+                                      out, store_done, c));
+}
+
+/* ObjectRemoved: one delete per pipeline's destination. */
+static void remove_object(mmp_engine_t *e, mmp_event_t *ev) {
+        ev->pending = (int)e->n_pipelines;
+        for (size_t i = 0; i < e->n_pipelines; i++) {
+                store_ctx_t *c = calloc(1, sizeof(*c));
+                c->engine = e;
+                c->ev = ev;
+                c->pidx = i;
+                mmp_event_ref(ev);
+                mmp_sink_submit(e->pipeline_sink[i],
+                                mmp_write_new(MMP_WRITE_DELETE, e->pipelines[i]->collection, e->pipelines[i]->name,
+                                              ev->bucket, ev->key, NULL, NULL, store_done, c));
+        }
+}
+
+/* Worker thread: fetch, route, hand to a lane. */
+static void fetch_job_run(mmp_job_t *job) {
+        fetch_job_t *fj = (fetch_job_t *)((char *)job - offsetof(fetch_job_t, job));
+        mmp_engine_t *e = fj->engine;
+        mmp_event_t *ev = fj->ev;
+        mmp_failure_t *f;
+        size_t matched = 0, idx[256];
+        free(fj);
+
+        if (ev->kind == MMP_EVENT_REMOVED) {
+                if (e->n_pipelines)
+                        remove_object(e, ev);
+                else
+                        event_done(e, ev);
+                return;
+        }
+        if ((f = mmp_fetch(ev))) {
+                event_fail_early(e, ev, f);
+                return;
+        }
+        for (size_t i = 0; i < e->n_pipelines && matched < 256; i++)
+                if (mmp_match_accepts(&e->pipelines[i]->match, ev))
+                        idx[matched++] = i;
+        if (!matched) {
+                mmp_info("route", "%s: no pipeline matches (content type %s)", ev->id,
+                         ev->content_type ? ev->content_type : "unknown");
+                stat_add(&e->stats.unmatched, 1);
+                event_done(e, ev);
+                return;
+        }
+        ev->pending = (int)matched; /* before any lane can finish one */
+        mmp_lane_t *lane = e->lanes[ev->seq % (uint64_t)e->n_lanes];
+        for (size_t i = 0; i < matched; i++)
+                mmp_lane_post(lane, ev, idx[i]);
+}
+
+void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev) {
+        fetch_job_t *fj = calloc(1, sizeof(*fj));
+        pthread_mutex_lock(&e->lock);
+        while ((int64_t)e->in_flight >= e->max_in_flight)
+                pthread_cond_wait(&e->cond, &e->lock);
+        e->in_flight++;
+        ev->seq = e->seq++;
+        pthread_mutex_unlock(&e->lock);
+        stat_add(&e->stats.submitted, 1);
+        ev->engine = e;
+        fj->engine = e;
+        fj->ev = ev;
+        fj->job.run = fetch_job_run;
+        mmp_pool_submit(e->pool, &fj->job);
+}
+
+int mmp_engine_drain_for(mmp_engine_t *e, int64_t timeout_ms) {
+        struct timespec ts;
+        int rc = 0;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (timeout_ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&e->lock);
+        while (e->in_flight > 0 && rc == 0)
+                rc = timeout_ms < 0 ? pthread_cond_wait(&e->cond, &e->lock)
+                                    : pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+        rc = e->in_flight > 0;
+        pthread_mutex_unlock(&e->lock);
+        return rc;
+}
+
+void mmp_engine_drain(mmp_engine_t *e) {
+        mmp_engine_drain_for(e, -1);
+}
+
+void mmp_engine_stats(mmp_engine_t *e, mmp_engine_stats_t *out) {
+        out->submitted = __atomic_load_n(&e->stats.submitted, __ATOMIC_RELAXED);
+        out->done = __atomic_load_n(&e->stats.done, __ATOMIC_RELAXED);
+        out->failed = __atomic_load_n(&e->stats.failed, __ATOMIC_RELAXED);
+        out->unmatched = __atomic_load_n(&e->stats.unmatched, __ATOMIC_RELAXED);
+        out->documents = __atomic_load_n(&e->stats.documents, __ATOMIC_RELAXED);
+        out->dead_letters = __atomic_load_n(&e->stats.dead_letters, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&e->lock);
+        out->in_flight = e->in_flight;
+        pthread_mutex_unlock(&e->lock);
+}
+
+const mmp_plugins_t *mmp_engine_plugins(const mmp_engine_t *e) {
+        return e->plugins;
+}
+
+size_t mmp_engine_pipeline_count(const mmp_engine_t *e) {
+        return e->n_pipelines;
+}
+
+const mmp_pipeline_t *mmp_engine_pipeline(const mmp_engine_t *e, size_t i) {
+        return i < e->n_pipelines ? e->pipelines[i] : NULL;
+}
+

@@ -1,0 +1,60 @@
+/*
+ * One event: "an object arrived" (or was removed), from any source, with
+ * what fetching it found out. Reference-counted: the source, each running
+ * handler and each outstanding plugin call hold a reference.
+ */
+#ifndef MMP_EVENT_H
+#define MMP_EVENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "plugin/host.h"
+#include "util/err.h"
+
+typedef struct mmp_engine mmp_engine_t;
+
+typedef enum mmp_event_kind {
+        MMP_EVENT_CREATED = 0, /* process the object */
+        MMP_EVENT_REMOVED,     /* delete what was derived from it */
+} mmp_event_kind_t;
+
+typedef struct mmp_event {
+        uint64_t seq;          /* engine-wide order of arrival */
+        mmp_event_kind_t kind;
+        char *id;              /* printable identity, used in every message */
+        char *bucket;          /* "" for local files */
+        char *key;             /* object key, or the absolute path of a local file */
+        char *url;             /* s3://bucket/key or file:///path */
+        char *path;            /* where the fetched bytes are (local file or temp file) */
+        char *event_name;      /* "ObjectCreated:Put", "file", ... */
+        char *content_type;    /* declared (event, extension), after fetch */
+        char *detected_type;   /* what libmagic says of the bytes */
+        int content_type_mismatch;
+        char *etag;            /* content SHA-256 for local files */
+        char *version;         /* version id, else etag: part of every _id */
+        int64_t size;
+        int64_t time_ms;       /* event time (mtime for files), wall clock */
+        json_t *original;      /* the event as received (dead letters, replay) */
+        json_t *source;        /* {"type":"file","path":...} or Kafka coordinates */
+
+        /* Engine bookkeeping. */
+        mmp_engine_t *engine;
+        int refcnt;            /* atomic */
+        int pending;           /* pipelines not finished yet (atomic) */
+        int failures;          /* pipelines that failed (atomic) */
+        int documents;         /* documents stored (atomic) */
+        volatile int cancel;   /* plugin calls of this event should stop */
+        mmp_failure_t *failure; /* the first failure, kept for the source's report */
+        mmp_tmplist_t tmp;     /* temp files, removed with the event */
+        void *source_opaque;   /* for the source's acknowledgement */
+} mmp_event_t;
+
+/* A new event with refcnt 1. Strings are copied; NULL stays NULL. */
+mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key);
+void mmp_event_ref(mmp_event_t *ev);
+void mmp_event_unref(mmp_event_t *ev); /* frees at zero, removing temp files */
+/* Replaces a string field (copying value). */
+void mmp_event_set(char **field, const char *value);
+
+#endif

@@ -1,0 +1,438 @@
+/*
+ * Lanes: the event loop that runs Lua handlers as coroutines. The lane
+ * thread owns its Lua state; other threads only post messages to its inbox
+ * (new handler runs, finished plugin calls) and wake it through the curl
+ * multi handle, which later also carries the lane's HTTP calls.
+ */
+#include "engine/lane.h"
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "lua/convert.h"
+#include "plugin/value.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#define MAX_TRACKED_PLUGINS 16
+
+typedef struct task {
+        mmp_lane_t *lane;
+        mmp_event_t *ev;
+        size_t pidx;
+        lua_State *co;
+        int co_ref;
+        int64_t deadline_us;
+        int waiting;              /* a plugin call is outstanding */
+        int dead;                 /* finished; freed when the call returns */
+        const char *waiting_on;   /* "text.chunk" while waiting */
+        const mmp_plugin_inst_t *used[MAX_TRACKED_PLUGINS];
+        int n_used;
+        struct task *prev, *next; /* the lane's live tasks */
+} task_t;
+
+enum { MSG_START, MSG_OP_DONE };
+
+typedef struct msg {
+        int type;
+        struct msg *next;
+} msg_t;
+
+typedef struct start_msg {
+        msg_t hdr;
+        mmp_event_t *ev;
+        size_t pidx;
+} start_msg_t;
+
+typedef struct op_job {
+        msg_t hdr;
+        mmp_job_t job;
+        task_t *task;
+        const mmp_plugin_inst_t *inst;
+        const mmp_plugin_op_t *op;
+        mmp_value_t *input, *opts, *result;
+        mmp_call_t call;
+        char qualified[128];
+} op_job_t;
+
+struct mmp_lane {
+        int id;
+        mmp_lane_opts_t opts;
+        mmp_lua_t *lua;
+        int *handler_refs;
+        CURLM *multi;
+        pthread_t thread;
+        int started;
+
+        pthread_mutex_t lock;
+        msg_t *inbox_head, *inbox_tail;
+        int stopping;
+
+        task_t *tasks;   /* live tasks (lane thread only) */
+        int outstanding; /* plugin calls not yet returned (lane thread only) */
+        task_t *current; /* the task whose coroutine is running */
+};
+
+static void post(mmp_lane_t *lane, msg_t *m) {
+        m->next = NULL;
+        pthread_mutex_lock(&lane->lock);
+        if (lane->inbox_tail)
+                lane->inbox_tail->next = m;
+        else
+                lane->inbox_head = m;
+        lane->inbox_tail = m;
+        pthread_mutex_unlock(&lane->lock);
+        curl_multi_wakeup(lane->multi);
+}
+
+void mmp_lane_post(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
+        start_msg_t *m = calloc(1, sizeof(*m));
+        mmp_event_ref(ev);
+        m->hdr.type = MSG_START;
+        m->ev = ev;
+        m->pidx = pidx;
+        post(lane, &m->hdr);
+}
+
+/* Worker thread: run the operation, hand the result back to the lane. */
+static void op_job_run(mmp_job_t *job) {
+        op_job_t *oj = (op_job_t *)((char *)job - offsetof(op_job_t, job));
+        if (oj->call.cancel && *oj->call.cancel)
+                mmp_call_fail_cancelled(&oj->call);
+        else
+                oj->result = oj->op->fn(oj->inst->state, &oj->call, oj->input, oj->opts);
+        if (!oj->result && !oj->call.failed)
+                snprintf(oj->call.errmsg, sizeof(oj->call.errmsg), "returned no result and no error");
+        if (oj->result && oj->call.failed) { /* a result wins, but say so */
+                mmp_warn("plugins", "%s returned a result after reporting: %s", oj->qualified,
+                         oj->call.errmsg);
+                oj->call.failed = 0;
+        }
+        oj->hdr.type = MSG_OP_DONE;
+        post(oj->task->lane, &oj->hdr);
+}
+
+static void op_job_free(op_job_t *oj) {
+        mmp_value_free(oj->input);
+        mmp_value_free(oj->opts);
+        mmp_value_free(oj->result);
+        free(oj);
+}
+
+/* Called from l_tool_call inside a resume: queue the operation. */
+static int dispatch(void *ud, lua_State *co, const mmp_plugin_inst_t *inst, const mmp_plugin_op_t *op,
+                    mmp_value_t *input, mmp_value_t *opts, char *errstr, size_t n) {
+        mmp_lane_t *lane = ud;
+        task_t *t = lane->current;
+        op_job_t *oj;
+        if (!t || t->co != co) {
+                snprintf(errstr, n, "plugin operations can only be called from the handler's own coroutine");
+                mmp_value_free(input);
+                mmp_value_free(opts);
+                return -1;
+        }
+        oj = calloc(1, sizeof(*oj));
+        oj->task = t;
+        oj->inst = inst;
+        oj->op = op;
+        oj->input = input;
+        oj->opts = opts;
+        oj->job.run = op_job_run;
+        snprintf(oj->qualified, sizeof(oj->qualified), "%s.%s", inst->desc->name, op->name);
+        mmp_call_init(&oj->call, inst->desc->name, op->name, t->deadline_us, &t->ev->cancel, &t->ev->tmp);
+        t->waiting = 1;
+        t->waiting_on = op->name;
+        int seen = 0;
+        for (int i = 0; i < t->n_used; i++)
+                seen |= t->used[i] == inst;
+        if (!seen && t->n_used < MAX_TRACKED_PLUGINS)
+                t->used[t->n_used++] = inst;
+        mmp_event_ref(t->ev);
+        lane->outstanding++;
+        mmp_pool_submit(lane->opts.pool, &oj->job);
+        return 0;
+}
+
+static void task_unlink(mmp_lane_t *lane, task_t *t) {
+        if (t->prev)
+                t->prev->next = t->next;
+        else if (lane->tasks == t)
+                lane->tasks = t->next;
+        if (t->next)
+                t->next->prev = t->prev;
+        t->prev = t->next = NULL;
+}
+
+/* The handler is over (done or failed): drop the coroutine; the task
+ * itself lives on while a plugin call still holds it. */
+static void task_finish(mmp_lane_t *lane, task_t *t, mmp_failure_t *failure) {
+        lua_State *L = mmp_lua_L(lane->lua);
+        if (t->co_ref != LUA_NOREF) {
+                luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
+                t->co_ref = LUA_NOREF;
+                t->co = NULL;
+        }
+        task_unlink(lane, t);
+        t->dead = 1;
+        if (failure)
+                mmp_engine_pipeline_done(lane->opts.engine, t->ev, t->pidx, failure);
+        if (!t->waiting) {
+                mmp_event_unref(t->ev);
+                free(t);
+        }
+}
+
+/* Lineage of plugins used, in call order: {"text":"1.0.0"}. */
+static json_t *plugins_used(const task_t *t) {
+        json_t *o = json_object();
+        for (int i = 0; i < t->n_used; i++)
+                json_object_set_new(o, t->used[i]->desc->name, json_string(t->used[i]->desc->version));
+        return o;
+}
+
+/* The handler returned: turn its result into documents and store them. */
+static void task_collect(mmp_lane_t *lane, task_t *t) {
+        lua_State *co = t->co;
+        const mmp_pipeline_t *p = mmp_engine_pipeline(lane->opts.engine, t->pidx);
+        json_t *docs = json_array(), *doc;
+        char err[512];
+        size_t n;
+
+        if (lua_gettop(co) >= 1 && lua_type(co, 1) == LUA_TTABLE) {
+                n = lua_objlen(co, 1);
+                if (n == 0) { /* one document (or an empty table: none) */
+                        lua_pushnil(co);
+                        if (lua_next(co, 1)) {
+                                lua_pop(co, 2);
+                                if (!(doc = mmp_lua_to_json(co, 1, "document", err, sizeof(err))))
+                                        goto bad;
+                                json_array_append_new(docs, doc);
+                        }
+                }
+                for (size_t i = 1; i <= n; i++) {
+                        char path[32];
+                        lua_rawgeti(co, 1, (int)i);
+                        snprintf(path, sizeof(path), "documents[%zu]", i);
+                        if (lua_type(co, -1) != LUA_TTABLE) {
+                                snprintf(err, sizeof(err), "%s is a %s, not a table", path, luaL_typename(co, -1));
+                                goto bad;
+                        }
+                        if (!(doc = mmp_lua_to_json(co, -1, path, err, sizeof(err))))
+                                goto bad;
+                        lua_pop(co, 1);
+                        json_array_append_new(docs, doc);
+                }
+        } else if (lua_gettop(co) >= 1 && !lua_isnil(co, 1)) {
+                snprintf(err, sizeof(err), "handler returned a %s; return a document, a list of documents or nil",
+                         luaL_typename(co, 1));
+                goto bad;
+        }
+        /* The lineage's plugin list goes along through the event's source
+         * field of each document, added by the engine. */
+        json_t *wrapper = json_pack("{s:o, s:o}", "documents", docs, "plugins", plugins_used(t));
+        mmp_engine_store(lane->opts.engine, t->ev, t->pidx, wrapper);
+        task_finish(lane, t, NULL);
+        return;
+bad:
+        json_decref(docs);
+        task_finish(lane, t,
+                    mmp_failure_new(MMP_ERR_LUA, MMP_STAGE_HANDLE, 0, p->name, NULL, "%s: %s", p->file, err));
+}
+
+static void task_resume(mmp_lane_t *lane, task_t *t, int nargs) {
+        const mmp_pipeline_t *p = mmp_engine_pipeline(lane->opts.engine, t->pidx);
+        lua_State *L = mmp_lua_L(lane->lua);
+        int rc, fired;
+
+        lane->current = t;
+        mmp_lua_arm(lane->lua, t->deadline_us);
+        rc = lua_resume(t->co, nargs);
+        fired = mmp_lua_deadline_fired(lane->lua);
+        mmp_lua_disarm(lane->lua);
+        lane->current = NULL;
+
+        if (rc == LUA_YIELD && t->waiting && !fired)
+                return; /* parked until the plugin call returns */
+        if (rc == 0 && !fired) {
+                task_collect(lane, t);
+                return;
+        }
+        const char *msg = lua_type(t->co, -1) == LUA_TSTRING ? lua_tostring(t->co, -1) : "(error object is not a string)";
+        luaL_traceback(L, t->co, NULL, 0);
+        const char *tb = lua_tostring(L, -1);
+        mmp_failure_t *f;
+        if (fired)
+                f = mmp_failure_new(MMP_ERR_TIMEOUT, MMP_STAGE_HANDLE, 0, p->name, tb,
+                                    "%s: handler exceeded its deadline of %lld ms and was stopped (%s)",
+                                    p->file, (long long)lane->opts.handler_timeout_ms, msg);
+        else if (rc == LUA_ERRMEM)
+                f = mmp_failure_new(MMP_ERR_MEMORY_CAP, MMP_STAGE_HANDLE, 0, p->name, tb,
+                                    "%s: handler exceeded the lane's Lua memory cap of %zu MB", p->file,
+                                    lane->opts.memory_cap >> 20);
+        else if (rc == LUA_YIELD)
+                f = mmp_failure_new(MMP_ERR_LUA, MMP_STAGE_HANDLE, 0, p->name, tb,
+                                    "%s: handler yielded outside an mmpipe call", p->file);
+        else
+                f = mmp_failure_new(MMP_ERR_LUA, MMP_STAGE_HANDLE, 0, p->name, tb, "%s", msg);
+        lua_pop(L, 1);
+        task_finish(lane, t, f);
+}
+
+static void task_start(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
+        lua_State *L = mmp_lua_L(lane->lua);
+        task_t *t = calloc(1, sizeof(*t));
+        t->lane = lane;
+        t->ev = ev; /* the start message's reference */
+        t->pidx = pidx;
+        t->deadline_us = mmp_now_us() + lane->opts.handler_timeout_ms * 1000;
+        t->co = lua_newthread(L);
+        t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        t->next = lane->tasks;
+        if (lane->tasks)
+                lane->tasks->prev = t;
+        lane->tasks = t;
+        lua_rawgeti(t->co, LUA_REGISTRYINDEX, lane->handler_refs[pidx]);
+        mmp_lua_push_event(lane->lua, t->co, ev);
+        task_resume(lane, t, 1);
+}
+
+static void op_done(mmp_lane_t *lane, op_job_t *oj) {
+        task_t *t = oj->task;
+        lane->outstanding--;
+        t->waiting = 0;
+        mmp_event_unref(t->ev); /* the call's reference */
+        if (t->dead) {
+                mmp_event_unref(t->ev);
+                free(t);
+                op_job_free(oj);
+                return;
+        }
+        if (oj->call.failed) {
+                lua_pushboolean(t->co, 0);
+                lua_pushstring(t->co, oj->call.errmsg);
+        } else {
+                lua_pushboolean(t->co, 1);
+                mmp_lua_push_value(t->co, oj->result);
+        }
+        op_job_free(oj);
+        task_resume(lane, t, 2);
+}
+
+/* Fails tasks whose deadline passed while they waited on a plugin call,
+ * and returns the time until the next deadline (ms, capped). */
+static long check_deadlines(mmp_lane_t *lane) {
+        int64_t now = mmp_now_us(), next = now + 1000000;
+        task_t *t = lane->tasks, *nx;
+        for (; t; t = nx) {
+                nx = t->next;
+                if (t->deadline_us <= now && t->waiting) {
+                        const mmp_pipeline_t *p = mmp_engine_pipeline(lane->opts.engine, t->pidx);
+                        t->ev->cancel = 1;
+                        task_finish(lane, t,
+                                    mmp_failure_new(MMP_ERR_TIMEOUT, MMP_STAGE_HANDLE, 0, p->name, NULL,
+                                                    "%s: handler exceeded its deadline of %lld ms while waiting on %s",
+                                                    p->file, (long long)lane->opts.handler_timeout_ms,
+                                                    t->waiting_on ? t->waiting_on : "a plugin call"));
+                } else if (t->deadline_us < next) {
+                        next = t->deadline_us;
+                }
+        }
+        return (long)((next - now) / 1000) + 1;
+}
+
+static void *lane_main(void *arg) {
+        mmp_lane_t *lane = arg;
+        for (;;) {
+                msg_t *m, *nx;
+                int stopping;
+                pthread_mutex_lock(&lane->lock);
+                m = lane->inbox_head;
+                lane->inbox_head = lane->inbox_tail = NULL;
+                stopping = lane->stopping;
+                pthread_mutex_unlock(&lane->lock);
+                for (; m; m = nx) {
+                        nx = m->next;
+                        if (m->type == MSG_START) {
+                                start_msg_t *s = (start_msg_t *)m;
+                                task_start(lane, s->ev, s->pidx);
+                                free(s);
+                        } else {
+                                op_done(lane, (op_job_t *)m);
+                        }
+                }
+                long wait_ms = check_deadlines(lane);
+                if (stopping && !lane->tasks && !lane->outstanding) {
+                        pthread_mutex_lock(&lane->lock);
+                        int empty = !lane->inbox_head;
+                        pthread_mutex_unlock(&lane->lock);
+                        if (empty)
+                                break;
+                        continue;
+                }
+                pthread_mutex_lock(&lane->lock);
+                int pending = lane->inbox_head != NULL;
+                pthread_mutex_unlock(&lane->lock);
+                if (!pending)
+                        curl_multi_poll(lane->multi, NULL, 0, (int)(wait_ms > 1000 ? 1000 : wait_ms), NULL);
+        }
+        return NULL;
+}
+
+mmp_lane_t *mmp_lane_new(const mmp_lane_opts_t *opts, mmp_pipeline_t **defs, char *errstr, size_t n) {
+        mmp_lane_t *lane = calloc(1, sizeof(*lane));
+        mmp_lua_opts_t lo = {0};
+        lane->id = opts->id;
+        lane->opts = *opts;
+        pthread_mutex_init(&lane->lock, NULL);
+        lane->multi = curl_multi_init();
+        lo.plugins = opts->plugins;
+        lo.memory_cap = opts->memory_cap;
+        for (int i = 0; i < 3 && opts->lib_dirs[i]; i++)
+                lo.lib_dirs[i] = opts->lib_dirs[i];
+        lo.dispatch = dispatch;
+        lo.dispatch_ud = lane;
+        if (!lane->multi || !(lane->lua = mmp_lua_new(&lo, errstr, n))) {
+                mmp_lane_free(lane);
+                return NULL;
+        }
+        lane->handler_refs = calloc(opts->n_pipelines ? opts->n_pipelines : 1, sizeof(int));
+        for (size_t i = 0; i < opts->n_pipelines; i++) {
+                if (mmp_lua_load_pipeline(lane->lua, opts->pipeline_files[i], opts->pipeline_texts[i],
+                                          opts->pipeline_lens[i], defs ? &defs[i] : NULL,
+                                          &lane->handler_refs[i], errstr, n)) {
+                        mmp_lane_free(lane);
+                        return NULL;
+                }
+        }
+        return lane;
+}
+
+int mmp_lane_start(mmp_lane_t *lane) {
+        if (pthread_create(&lane->thread, NULL, lane_main, lane))
+                return -1;
+        lane->started = 1;
+        return 0;
+}
+
+void mmp_lane_free(mmp_lane_t *lane) {
+        if (!lane)
+                return;
+        if (lane->started) {
+                pthread_mutex_lock(&lane->lock);
+                lane->stopping = 1;
+                pthread_mutex_unlock(&lane->lock);
+                curl_multi_wakeup(lane->multi);
+                pthread_join(lane->thread, NULL);
+        }
+        mmp_lua_free(lane->lua);
+        if (lane->multi)
+                curl_multi_cleanup(lane->multi);
+        free(lane->handler_refs);
+        pthread_mutex_destroy(&lane->lock);
+        free(lane);
+}

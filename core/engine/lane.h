@@ -1,0 +1,46 @@
+/*
+ * A lane: one thread with one sandboxed LuaJIT state, one curl multi handle
+ * and an event loop. Each (event, pipeline) runs as a coroutine; plugin
+ * calls go to the worker pool and the coroutine yields until they finish,
+ * so a lane keeps many events in flight without threads.
+ */
+#ifndef MMP_LANE_H
+#define MMP_LANE_H
+
+#include <stdint.h>
+
+#include "engine/event.h"
+#include "engine/pool.h"
+#include "lua/state.h"
+
+typedef struct mmp_lane mmp_lane_t;
+
+typedef struct mmp_lane_opts {
+        int id;
+        mmp_engine_t *engine;
+        mmp_pool_t *pool;
+        const mmp_plugins_t *plugins;
+        const char *const *pipeline_files; /* n_pipelines entries */
+        const char *const *pipeline_texts;
+        const size_t *pipeline_lens;
+        size_t n_pipelines;
+        const char *lib_dirs[3];
+        size_t memory_cap;
+        int64_t handler_timeout_ms;
+} mmp_lane_opts_t;
+
+/* Creates the Lua state and compiles every pipeline in it. On success and
+ * when defs != NULL, fills defs[i] with each pipeline's description (the
+ * caller owns them). Errors name file and line. The thread starts with
+ * mmp_lane_start. */
+mmp_lane_t *mmp_lane_new(const mmp_lane_opts_t *opts, mmp_pipeline_t **defs, char *errstr,
+                         size_t errstr_size);
+int mmp_lane_start(mmp_lane_t *lane);
+
+/* Runs pipeline pidx's handler for ev on this lane (takes a reference). Any thread. */
+void mmp_lane_post(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx);
+
+/* Finishes the running handlers, stops the thread, frees everything. */
+void mmp_lane_free(mmp_lane_t *lane);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * Content types: by extension (declared) and by libmagic (detected).
+ * Worker threads; each keeps its own magic handle.
+ */
+#include <magic.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fetch/fetch.h"
+
+static const struct {
+        const char *ext, *type;
+} by_ext[] = {
+    {"txt", "text/plain"},        {"text", "text/plain"},        {"log", "text/plain"},
+    {"md", "text/markdown"},      {"markdown", "text/markdown"}, {"html", "text/html"},
+    {"htm", "text/html"},         {"csv", "text/csv"},           {"json", "application/json"},
+    {"xml", "application/xml"},   {"pdf", "application/pdf"},    {"png", "image/png"},
+    {"jpg", "image/jpeg"},        {"jpeg", "image/jpeg"},        {"gif", "image/gif"},
+    {"webp", "image/webp"},       {"tif", "image/tiff"},         {"tiff", "image/tiff"},
+    {"bmp", "image/bmp"},         {"svg", "image/svg+xml"},      {"wav", "audio/wav"},
+    {"mp3", "audio/mpeg"},        {"ogg", "audio/ogg"},          {"oga", "audio/ogg"},
+    {"flac", "audio/flac"},       {"m4a", "audio/mp4"},          {"mp4", "video/mp4"},
+    {"m4v", "video/mp4"},         {"webm", "video/webm"},        {"mkv", "video/x-matroska"},
+    {"mov", "video/quicktime"},   {"avi", "video/x-msvideo"},    {"ogv", "video/ogg"},
+    {"docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+    {"odt", "application/vnd.oasis.opendocument.text"},
+};
+
+const char *mmp_content_type_from_name(const char *name) {
+        const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
+        if (!dot || (slash && dot < slash) || !dot[1])
+                return NULL;
+        for (size_t i = 0; i < sizeof(by_ext) / sizeof(by_ext[0]); i++)
+                if (!strcasecmp(dot + 1, by_ext[i].ext))
+                        return by_ext[i].type;
+        return NULL;
+}
+
+static pthread_key_t magic_key;
+static pthread_once_t magic_once = PTHREAD_ONCE_INIT;
+
+static void magic_destroy(void *m) {
+        magic_close(m);
+}
+
+static void magic_key_init(void) {
+        pthread_key_create(&magic_key, magic_destroy);
+}
+
+void mmp_content_type_detect(int fd, char *out, size_t out_size) {
+        magic_t m;
+        const char *t = NULL;
+        pthread_once(&magic_once, magic_key_init);
+        if (!(m = pthread_getspecific(magic_key))) {
+                if ((m = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR)) && magic_load(m, NULL) == 0)
+                        pthread_setspecific(magic_key, m);
+                else if (m) {
+                        magic_close(m);
+                        m = NULL;
+                }
+        }
+        if (m && lseek(fd, 0, SEEK_SET) == 0)
+                t = magic_descriptor(m, fd);
+        snprintf(out, out_size, "%s", t ? t : "application/octet-stream");
+        lseek(fd, 0, SEEK_SET);
+}
+
+/* Structured text formats libmagic reports as text/plain. */
+static int text_like(const char *t) {
+        return !strncmp(t, "text/", 5) || !strcmp(t, "application/json") || !strcmp(t, "application/xml") ||
+               !strcmp(t, "image/svg+xml");
+}
+
+int mmp_content_type_mismatch(const char *declared, const char *detected) {
+        size_t dl, tl;
+        if (!declared || !detected || !strcmp(declared, detected))
+                return 0;
+        if (text_like(declared) && text_like(detected))
+                return 0;
+        dl = strcspn(declared, "/");
+        tl = strcspn(detected, "/");
+        /* audio in a video container and the like are reported by kind only */
+        return dl != tl || strncmp(declared, detected, dl) != 0;
+}

@@ -1,0 +1,23 @@
+/*
+ * Object fetch: make an event's bytes available as a local file and fill
+ * in size, ETag/version, time and content type (declared, and detected by
+ * libmagic; a mismatch is recorded, not guessed away). Worker threads.
+ */
+#ifndef MMP_FETCH_H
+#define MMP_FETCH_H
+
+#include "engine/event.h"
+#include "util/err.h"
+
+/* Returns NULL when the object is ready, else a failure (stage fetch). */
+mmp_failure_t *mmp_fetch(mmp_event_t *ev);
+
+/* Content type from a file name's extension, or NULL when unknown. */
+const char *mmp_content_type_from_name(const char *name);
+/* libmagic's MIME type of a file (thread-safe: one magic handle per
+ * thread). Writes "application/octet-stream" when it cannot tell. */
+void mmp_content_type_detect(int fd, char *out, size_t out_size);
+/* Do declared and detected types disagree in kind (text vs binary, image vs video)? */
+int mmp_content_type_mismatch(const char *declared, const char *detected);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * mmpipe: the command-line entry point. Dispatches to the sub-commands in
+ * core/cli/. Main thread.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+    "usage: mmpipe <command> [options]\n"
+    "\n"
+    "mmpipe turns files into stored, searchable documents: each file event is\n"
+    "fetched, routed by content type to Lua pipeline handlers that call modality\n"
+    "plugins, and the documents they return are stored idempotently.\n"
+    "\n"
+    "commands:\n"
+    "  run       run the engine on the configured source (a folder by default)\n"
+    "  process   run the pipelines on local files and print the documents (JSON lines)\n"
+    "  check     validate the config, compile the pipelines, load the plugins\n"
+    "  plugins   list plugins and their operations, and refused files with reasons\n"
+    "  version   version and the features compiled in\n"
+    "\n"
+    "`mmpipe <command> --help` describes each command's options.\n";
+
+int main(int argc, char **argv) {
+        static const struct {
+                const char *name;
+                int (*fn)(int, char **);
+        } cmds[] = {{"run", mmp_cmd_run},         {"process", mmp_cmd_process}, {"check", mmp_cmd_check},
+                    {"plugins", mmp_cmd_plugins}, {"version", mmp_cmd_version}};
+        int rc;
+
+        if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+                fputs(usage, argc < 2 ? stderr : stdout);
+                return argc < 2 ? MMP_EXIT_USAGE : MMP_EXIT_OK;
+        }
+        if (!strcmp(argv[1], "--version"))
+                return mmp_cmd_version(1, argv + 1);
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+                if (!strcmp(argv[1], cmds[i].name)) {
+                        curl_global_init(CURL_GLOBAL_DEFAULT);
+                        rc = cmds[i].fn(argc - 1, argv + 1);
+                        curl_global_cleanup();
+                        return rc;
+                }
+        }
+        fprintf(stderr, "mmpipe: unknown command \"%s\"\n\n%s", argv[1], usage);
+        return MMP_EXIT_USAGE;
+}

