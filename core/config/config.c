@@ -505,6 +505,7 @@ static const key_spec_t top_keys[] = {
  * open types accept further keys (driver options). */
 static const key_spec_t sqlite_keys[] = {
     {"path", K_PATH, 0, NULL, NULL},
+    {"busy_timeout_ms", K_INT, 0, NULL, NULL}, /* optional: integers are never required */
     {NULL, 0, 0, NULL, NULL},
 };
 static const key_spec_t jsonl_keys[] = {
@@ -689,7 +690,7 @@ static int check_section(check_t *c, const key_spec_t *keys, const char *extra, 
                         return rc;
         }
         for (const key_spec_t *k = keys; required && k->name; k++)
-                if (!json_object_get(obj, k->name))
+                if (k->kind != K_INT && !json_object_get(obj, k->name))
                         return check_fail(c, "%s: missing \"%s\" (%s)", c->path.s, k->name,
                                           k->kind == K_PATH ? "a non-empty string" : "required");
         return MMP_OK;

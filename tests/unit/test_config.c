@@ -295,7 +295,7 @@ static void test_connection_errors(void **state) {
         expect_invalid("{\"connections\": {\"local\": {\"type\": \"sqlite\", \"path\": \"\"}}}",
                        "config.json: connections.local.path: expected a non-empty string, got \"\"");
         expect_invalid("{\"connections\": {\"local\": {\"type\": \"sqlite\", \"path\": \"a.db\", \"uri\": \"x\"}}}",
-                       "config.json: unknown key \"connections.local.uri\" (known: type, path)");
+                       "config.json: unknown key \"connections.local.uri\" (known: type, path, busy_timeout_ms)");
         expect_invalid("{\"default_connection\": \"m\", \"connections\": {\"m\": {\"type\": \"mongodb\","
                        " \"uri\": \"mongodb://x\"}}}",
                        "config.json: connections.m: missing \"database\" (a non-empty string)");
