@@ -1,0 +1,204 @@
+/*
+ * The engine end to end on one lane: while one event's handler waits on a
+ * slow plugin call, other events on the same lane run and finish; handler
+ * failures and deadlines fail only their own event.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine/engine.h"
+#include "sources/sources.h"
+#include "util/time.h"
+
+typedef struct record {
+        pthread_mutex_t lock;
+        char order[64][64]; /* file names in completion order */
+        char failure[64][512];
+        int n;
+} record_t;
+
+static void on_done(const mmp_event_t *ev, const mmp_failure_t *f, void *opaque) {
+        record_t *r = opaque;
+        const char *name = strrchr(ev->key, '/') + 1;
+        pthread_mutex_lock(&r->lock);
+        snprintf(r->order[r->n], sizeof(r->order[0]), "%s", name);
+        snprintf(r->failure[r->n], sizeof(r->failure[0]), "%s", f ? f->message : "");
+        r->n++;
+        pthread_mutex_unlock(&r->lock);
+}
+
+static void write_file(const char *dir, const char *name, const char *text) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+/* A pipeline whose handler sleeps as long as the file says (in ms) in the
+ * slow plugin, and one that fails or loops on demand. */
+static const char pipeline[] =
+    "local mmpipe = require 'mmpipe'\n"
+    "return mmpipe.pipeline {\n"
+    "  name = 'sleepy', match = { key_suffix = '.ms' },\n"
+    "  destination = { collection = 'out' },\n"
+    "  handler = function(event)\n"
+    "    local ms = tonumber(event:bytes())\n"
+    "    mmpipe.tools.slow.sleep('x', { ms = ms })\n"
+    "    return { slept = ms or 0 }\n"
+    "  end,\n"
+    "}\n";
+static const char failing[] =
+    "local mmpipe = require 'mmpipe'\n"
+    "return mmpipe.pipeline {\n"
+    "  name = 'failing', match = { key_suffix = { '.boom', '.loop' } },\n"
+    "  destination = { collection = 'out' },\n"
+    "  handler = function(event)\n"
+    "    if event.key:match('loop$') then while true do end end\n"
+    "    error('boom')\n"
+    "  end,\n"
+    "}\n";
+
+typedef struct fixture {
+        char dir[64], pipelines[96], data[96], out[128];
+        mmp_config_t *cfg;
+        mmp_engine_t *engine;
+        record_t rec;
+} fixture_t;
+
+static void fixture_start(fixture_t *fx, const char *settings) {
+        char err[1024], conf[1024];
+        mmp_engine_opts_t opts = {0};
+        snprintf(fx->dir, sizeof(fx->dir), "/tmp/mmp-engine-XXXXXX");
+        assert_non_null(mkdtemp(fx->dir));
+        snprintf(fx->pipelines, sizeof(fx->pipelines), "%s/pipelines", fx->dir);
+        snprintf(fx->data, sizeof(fx->data), "%s/data", fx->dir);
+        snprintf(fx->out, sizeof(fx->out), "%s/out.jsonl", fx->dir);
+        assert_int_equal(mkdir(fx->pipelines, 0755), 0);
+        assert_int_equal(mkdir(fx->data, 0755), 0);
+        write_file(fx->pipelines, "sleepy.lua", pipeline);
+        write_file(fx->pipelines, "failing.lua", failing);
+        snprintf(conf, sizeof(conf), "{\"engine\": %s}", settings);
+        fx->cfg = mmp_config_load_string(conf, "test", err, sizeof(err));
+        assert_non_null(fx->cfg);
+        assert_int_equal(mmp_config_validate(fx->cfg, err, sizeof(err)), 0);
+        pthread_mutex_init(&fx->rec.lock, NULL);
+        opts.plugin_dir = MMP_TEST_PLUGIN_DIR;
+        opts.pipeline_dir = fx->pipelines;
+        opts.output_jsonl = fx->out;
+        opts.deadletter_path = "";
+        opts.on_event_done = on_done;
+        opts.opaque = &fx->rec;
+        fx->engine = mmp_engine_new(fx->cfg, &opts, err, sizeof(err));
+        if (!fx->engine)
+                fail_msg("engine: %s", err);
+}
+
+static void fixture_submit(fixture_t *fx, const char *name, const char *content) {
+        char path[256];
+        write_file(fx->data, name, content);
+        snprintf(path, sizeof(path), "%s/%s", fx->data, name);
+        mmp_engine_submit(fx->engine, mmp_event_from_path(path));
+}
+
+static void fixture_stop(fixture_t *fx) {
+        char cmd[256];
+        mmp_engine_free(fx->engine);
+        mmp_config_free(fx->cfg);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
+        assert_int_equal(system(cmd), 0);
+}
+
+static int position(const record_t *r, const char *name) {
+        for (int i = 0; i < r->n; i++)
+                if (!strcmp(r->order[i], name))
+                        return i;
+        return -1;
+}
+
+static void test_lane_keeps_going_while_one_event_waits(void **state) {
+        fixture_t fx = {0};
+        mmp_engine_stats_t st;
+        char name[32];
+        (void)state;
+        /* One lane; two workers so the slow call holds one and the others use the other. */
+        fixture_start(&fx, "{\"lanes\": 1, \"workers\": 2}");
+        fixture_submit(&fx, "slow.ms", "1500");
+        for (int i = 0; i < 8; i++) {
+                snprintf(name, sizeof(name), "fast%d.ms", i);
+                fixture_submit(&fx, name, "5");
+        }
+        mmp_engine_drain(fx.engine);
+        mmp_engine_stats(fx.engine, &st);
+        assert_int_equal(st.done, 9);
+        assert_int_equal(st.failed, 0);
+        assert_int_equal(st.documents, 9);
+        /* The slow event was first in and last out: the lane did not wait for it. */
+        assert_int_equal(position(&fx.rec, "slow.ms"), 8);
+        for (int i = 0; i < 8; i++) {
+                snprintf(name, sizeof(name), "fast%d.ms", i);
+                assert_true(position(&fx.rec, name) < 8);
+        }
+        fixture_stop(&fx);
+}
+
+static void test_failures_stay_with_their_event(void **state) {
+        fixture_t fx = {0};
+        mmp_engine_stats_t st;
+        int64_t t0 = mmp_now_ms();
+        (void)state;
+        fixture_start(&fx, "{\"lanes\": 1, \"workers\": 2, \"handler_timeout_ms\": 300}");
+        fixture_submit(&fx, "a.loop", "");
+        fixture_submit(&fx, "b.boom", "");
+        fixture_submit(&fx, "c.ms", "1");
+        fixture_submit(&fx, "d.ms", "hang"); /* tonumber -> nil: sleeps 0 */
+        fixture_submit(&fx, "e.ms", "2000"); /* waits past its deadline in the plugin */
+        mmp_engine_drain(fx.engine);
+        mmp_engine_stats(fx.engine, &st);
+        assert_int_equal(st.done, 5);
+        assert_int_equal(st.failed, 3);
+        assert_int_equal(st.documents, 2);
+        assert_non_null(strstr(fx.rec.failure[position(&fx.rec, "a.loop")], "exceeded its deadline of 300 ms"));
+        assert_non_null(strstr(fx.rec.failure[position(&fx.rec, "b.boom")], "failing.lua:7: boom"));
+        assert_non_null(strstr(fx.rec.failure[position(&fx.rec, "e.ms")], "while waiting on sleep"));
+        assert_string_equal(fx.rec.failure[position(&fx.rec, "c.ms")], "");
+        /* Stopped at the deadline, not after the 2 s sleep or never. */
+        assert_true(mmp_now_ms() - t0 < 10000);
+        fixture_stop(&fx);
+}
+
+static void test_many_events_in_flight_on_one_lane(void **state) {
+        fixture_t fx = {0};
+        mmp_engine_stats_t st;
+        char name[32];
+        (void)state;
+        fixture_start(&fx, "{\"lanes\": 1, \"workers\": 2, \"max_in_flight\": 64}");
+        for (int i = 0; i < 300; i++) {
+                snprintf(name, sizeof(name), "e%03d.ms", i);
+                fixture_submit(&fx, name, "0");
+        }
+        mmp_engine_drain(fx.engine);
+        mmp_engine_stats(fx.engine, &st);
+        assert_int_equal(st.done, 300);
+        assert_int_equal(st.documents, 300);
+        assert_int_equal(st.in_flight, 0);
+        fixture_stop(&fx);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_lane_keeps_going_while_one_event_waits),
+            cmocka_unit_test(test_failures_stay_with_their_event),
+            cmocka_unit_test(test_many_events_in_flight_on_one_lane),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
