@@ -49,7 +49,8 @@ static void event_done(mmp_engine_t *e, mmp_event_t *ev) {
                 e->opts.on_event_done(ev, ev->failure, e->opts.opaque);
         pthread_mutex_lock(&e->lock);
         e->in_flight--;
-        pthread_cond_broadcast(&e->cond);
+        if (e->waiters)
+                pthread_cond_broadcast(&e->cond);
         pthread_mutex_unlock(&e->lock);
         mmp_event_unref(ev); /* the submit reference */
 }
@@ -129,8 +130,12 @@ static json_t *object_lineage(const mmp_event_t *ev) {
 
 /* Final form of one document: _id first, the handler's fields, metadata
  * merged under "metadata" (the document's own keys win), lineage last. */
+typedef struct lineage_parts { /* shared by every document of one store */
+        json_t *source, *object, *plugins, *event_time, *processed_at;
+} lineage_parts_t;
+
 static json_t *finish_doc(const mmp_pipeline_t *p, const mmp_event_t *ev, json_t *doc, size_t i, size_t n,
-                          json_t *plugins, int64_t now_ms) {
+                          const lineage_parts_t *lp) {
         char id[25];
         const char *k;
         json_t *v, *out = json_object(), *lin;
@@ -150,12 +155,14 @@ static json_t *finish_doc(const mmp_pipeline_t *p, const mmp_event_t *ev, json_t
         lin = json_object();
         json_object_set_new(lin, "pipeline", json_string(p->name));
         json_object_set_new(lin, "pipeline_version", json_string(p->version));
-        json_object_set_new(lin, "source", ev->source ? json_deep_copy(ev->source) : json_null());
-        json_object_set_new(lin, "object", object_lineage(ev));
-        json_object_set(lin, "plugins", plugins);
+        /* Shared parts are set by reference: documents are never modified
+         * after this point, only serialised. */
+        json_object_set(lin, "source", lp->source);
+        json_object_set(lin, "object", lp->object);
+        json_object_set(lin, "plugins", lp->plugins);
         json_object_set_new(lin, "endpoints", json_array());
-        json_object_set_new(lin, "event_time", iso_time(ev->time_ms));
-        json_object_set_new(lin, "processed_at", iso_time(now_ms));
+        json_object_set(lin, "event_time", lp->event_time);
+        json_object_set(lin, "processed_at", lp->processed_at);
         json_object_set_new(lin, "index", json_integer((json_int_t)i));
         json_object_set_new(lin, "count", json_integer((json_int_t)n));
         json_object_set_new(out, "_lineage", lin);
@@ -167,11 +174,22 @@ void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *wra
         json_t *docs = json_object_get(wrapper, "documents"), *plugins = json_object_get(wrapper, "plugins");
         json_t *out = json_array();
         size_t n = json_array_size(docs);
-        int64_t now = mmp_wallclock_ms();
         store_ctx_t *c = calloc(1, sizeof(*c));
+        lineage_parts_t lp = {
+            .source = ev->source ? json_incref(ev->source) : json_null(),
+            .object = object_lineage(ev),
+            .plugins = json_incref(plugins),
+            .event_time = iso_time(ev->time_ms),
+            .processed_at = iso_time(mmp_wallclock_ms()),
+        };
 
         for (size_t i = 0; i < n; i++)
-                json_array_append_new(out, finish_doc(p, ev, json_array_get(docs, i), i, n, plugins, now));
+                json_array_append_new(out, finish_doc(p, ev, json_array_get(docs, i), i, n, &lp));
+        json_decref(lp.source);
+        json_decref(lp.object);
+        json_decref(lp.plugins);
+        json_decref(lp.event_time);
+        json_decref(lp.processed_at);
         json_decref(wrapper);
         c->engine = e;
         c->ev = ev;
@@ -237,8 +255,11 @@ static void fetch_job_run(mmp_job_t *job) {
 void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev) {
         fetch_job_t *fj = calloc(1, sizeof(*fj));
         pthread_mutex_lock(&e->lock);
-        while ((int64_t)e->in_flight >= e->max_in_flight)
+        while ((int64_t)e->in_flight >= e->max_in_flight) {
+                e->waiters++;
                 pthread_cond_wait(&e->cond, &e->lock);
+                e->waiters--;
+        }
         e->in_flight++;
         ev->seq = e->seq++;
         pthread_mutex_unlock(&e->lock);
@@ -261,9 +282,11 @@ int mmp_engine_drain_for(mmp_engine_t *e, int64_t timeout_ms) {
                 ts.tv_nsec -= 1000000000;
         }
         pthread_mutex_lock(&e->lock);
+        e->waiters++;
         while (e->in_flight > 0 && rc == 0)
                 rc = timeout_ms < 0 ? pthread_cond_wait(&e->cond, &e->lock)
                                     : pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+        e->waiters--;
         rc = e->in_flight > 0;
         pthread_mutex_unlock(&e->lock);
         return rc;

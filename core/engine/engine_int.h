@@ -32,6 +32,7 @@ struct mmp_engine {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         uint64_t in_flight, seq;
+        int waiters; /* threads in submit or drain waiting on cond */
         mmp_engine_stats_t stats; /* counters updated atomically */
 };
 

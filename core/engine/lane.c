@@ -80,14 +80,18 @@ struct mmp_lane {
 
 static void post(mmp_lane_t *lane, msg_t *m) {
         m->next = NULL;
+        int was_empty;
         pthread_mutex_lock(&lane->lock);
+        was_empty = !lane->inbox_head;
         if (lane->inbox_tail)
                 lane->inbox_tail->next = m;
         else
                 lane->inbox_head = m;
         lane->inbox_tail = m;
         pthread_mutex_unlock(&lane->lock);
-        curl_multi_wakeup(lane->multi);
+        /* A non-empty inbox already has a wake-up on its way. */
+        if (was_empty)
+                curl_multi_wakeup(lane->multi);
 }
 
 void mmp_lane_post(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {

@@ -12,6 +12,7 @@ struct mmp_pool {
         pthread_cond_t cond;
         mmp_job_t *head, *tail;
         int stopping;
+        int idle; /* workers asleep on cond */
         int n;
         pthread_t *threads;
 };
@@ -21,8 +22,11 @@ static void *worker_main(void *arg) {
         for (;;) {
                 mmp_job_t *job;
                 pthread_mutex_lock(&pool->lock);
-                while (!pool->head && !pool->stopping)
+                while (!pool->head && !pool->stopping) {
+                        pool->idle++;
                         pthread_cond_wait(&pool->cond, &pool->lock);
+                        pool->idle--;
+                }
                 job = pool->head;
                 if (job) {
                         pool->head = job->next;
@@ -64,7 +68,8 @@ void mmp_pool_submit(mmp_pool_t *pool, mmp_job_t *job) {
         else
                 pool->head = job;
         pool->tail = job;
-        pthread_cond_signal(&pool->cond);
+        if (pool->idle) /* busy workers come back for it by themselves */
+                pthread_cond_signal(&pool->cond);
         pthread_mutex_unlock(&pool->lock);
 }
 

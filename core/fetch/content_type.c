@@ -3,6 +3,7 @@
  * Worker threads; each keeps its own magic handle.
  */
 #include <magic.h>
+#include <stdint.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -68,10 +69,49 @@ void mmp_content_type_detect(int fd, char *out, size_t out_size) {
         lseek(fd, 0, SEEK_SET);
 }
 
+int mmp_looks_like_utf8_text(const unsigned char *p, size_t n) {
+        size_t i = 0;
+        while (i < n) {
+                unsigned char c = p[i];
+                size_t len;
+                uint32_t cp;
+                if (c == 0)
+                        return 0;
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        len = 2, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        len = 3, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        len = 4, cp = c & 0x07;
+                else
+                        return 0;
+                if (i + len > n)
+                        return 1; /* cut by the buffer's end */
+                for (size_t k = 1; k < len; k++) {
+                        if ((p[i + k] & 0xc0) != 0x80)
+                                return 0;
+                        cp = (cp << 6) | (p[i + k] & 0x3f);
+                }
+                if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+                    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+                        return 0;
+                i += len;
+        }
+        return 1;
+}
+
 /* Structured text formats libmagic reports as text/plain. */
 static int text_like(const char *t) {
         return !strncmp(t, "text/", 5) || !strcmp(t, "application/json") || !strcmp(t, "application/xml") ||
                !strcmp(t, "image/svg+xml");
+}
+
+int mmp_content_type_is_text(const char *type) {
+        return type && text_like(type);
 }
 
 int mmp_content_type_mismatch(const char *declared, const char *detected) {

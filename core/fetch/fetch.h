@@ -17,6 +17,11 @@ const char *mmp_content_type_from_name(const char *name);
 /* libmagic's MIME type of a file (thread-safe: one magic handle per
  * thread). Writes "application/octet-stream" when it cannot tell. */
 void mmp_content_type_detect(int fd, char *out, size_t out_size);
+/* Do these bytes (a file's head) read as UTF-8 text with no NUL? A
+ * sequence cut by the end of the buffer is allowed. */
+int mmp_looks_like_utf8_text(const unsigned char *p, size_t n);
+/* Is this a type whose content is text (text/..., JSON, XML, SVG)? */
+int mmp_content_type_is_text(const char *type);
 /* Do declared and detected types disagree in kind (text vs binary, image vs video)? */
 int mmp_content_type_mismatch(const char *declared, const char *detected);
 

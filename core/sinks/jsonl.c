@@ -42,7 +42,7 @@ static char *render(mmp_write_t *w, size_t *lenp, mmp_failure_t **failure) {
                         return NULL;
                 }
                 /* Insertion order: the document reads the way the handler built it. */
-                line = json_dumps(json_array_get(w->docs, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
+                line = mmp_write_doc_dup(w, i);
                 if (!line) {
                         *failure = mmp_sink_failure(
                             w, 0,

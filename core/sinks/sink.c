@@ -40,7 +40,9 @@ static const char *const unsupported_types[] = {"mongodb"};
 typedef struct write_entry {
         mmp_write_t w; /* first: the public part */
         struct write_entry *next;
-        size_t bytes; /* rough size of the documents, for the batch bound */
+        size_t bytes; /* size of the documents' JSON, for the batch bound */
+        char **texts; /* each document serialised at submit (NULL: not serialisable) */
+        size_t n_texts;
 } write_entry_t;
 
 #define ENTRY_OF(wp) ((write_entry_t *)(void *)(wp))
@@ -56,6 +58,7 @@ struct mmp_sink {
         write_entry_t *head, *tail;
         int stopping; /* mmp_sink_free called: drain, then exit */
         int exited;   /* writer gone: late submits fail at once */
+        int waiting;  /* the writer sleeps on cond: submits must signal */
 };
 
 static char *dup_or_null(const char *s) {
@@ -99,31 +102,30 @@ void mmp_write_free(mmp_write_t *w) {
         free(w->key);
         free(w->version);
         json_decref(w->docs);
+        for (size_t i = 0; i < ENTRY_OF(w)->n_texts; i++)
+                free(ENTRY_OF(w)->texts[i]);
+        free(ENTRY_OF(w)->texts);
         free(ENTRY_OF(w));
 }
 
-/* The size of a value's compact JSON, roughly (escapes and number widths
- * guessed): cheap enough to run on the submitting thread for every write. */
-static size_t json_size_estimate(const json_t *v) {
-        size_t n = 2, i;
-        const char *k;
-        json_t *item;
+char *mmp_write_doc_dup(const mmp_write_t *w, size_t i) {
+        const write_entry_t *e = (const write_entry_t *)(const void *)w;
+        if (i < e->n_texts && e->texts[i])
+                return strdup(e->texts[i]);
+        return json_dumps(json_array_get(w->docs, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
 
-        switch (json_typeof(v)) {
-        case JSON_OBJECT:
-                json_object_foreach((json_t *)v, k, item) {
-                        n += strlen(k) + 4 + json_size_estimate(item);
-                }
-                return n;
-        case JSON_ARRAY:
-                for (i = 0; i < json_array_size(v); i++)
-                        n += 1 + json_size_estimate(json_array_get(v, i));
-                return n;
-        case JSON_STRING: return json_string_length(v) + 2;
-        case JSON_INTEGER:
-        case JSON_REAL: return 12;
-        default: return 5;
+/* Serialises the documents on the caller's thread; returns their size. */
+static size_t serialise_docs(write_entry_t *e) {
+        size_t n = json_array_size(e->w.docs), bytes = 0;
+        if (!n || !(e->texts = calloc(n, sizeof(char *))))
+                return 0;
+        e->n_texts = n;
+        for (size_t i = 0; i < n; i++) {
+                e->texts[i] = json_dumps(json_array_get(e->w.docs, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
+                bytes += e->texts[i] ? strlen(e->texts[i]) : 0;
         }
+        return bytes;
 }
 
 /* Takes the next batch off the queue (lock held). */
@@ -161,8 +163,11 @@ static void *writer_main(void *arg) {
         for (;;) {
                 size_t n;
 
-                while (!sink->head && !sink->stopping)
+                while (!sink->head && !sink->stopping) {
+                        sink->waiting = 1;
                         pthread_cond_wait(&sink->cond, &sink->lock);
+                        sink->waiting = 0;
+                }
                 if (!sink->head)
                         break; /* stopping and drained */
                 n = take_batch(sink, batch);
@@ -262,7 +267,7 @@ void mmp_sink_submit(mmp_sink_t *sink, mmp_write_t *w) {
         }
         e = ENTRY_OF(w);
         e->next = NULL;
-        e->bytes = w->docs ? json_size_estimate(w->docs) : 0;
+        e->bytes = w->docs ? serialise_docs(e) : 0;
 
         pthread_mutex_lock(&sink->lock);
         if (sink->exited) {
@@ -278,7 +283,8 @@ void mmp_sink_submit(mmp_sink_t *sink, mmp_write_t *w) {
         else
                 sink->head = e;
         sink->tail = e;
-        pthread_cond_signal(&sink->cond);
+        if (sink->waiting) /* a busy writer finds it when its batch is done */
+                pthread_cond_signal(&sink->cond);
         pthread_mutex_unlock(&sink->lock);
 }
 

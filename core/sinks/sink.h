@@ -51,6 +51,12 @@ mmp_write_t *mmp_write_new(mmp_write_kind_t kind, const char *collection, const 
                            mmp_write_done_cb *done, void *opaque);
 void mmp_write_free(mmp_write_t *w);
 
+/* Document i of an upsert as compact JSON (keys in insertion order), in a
+ * new string (free()). Serialised once on the submitting thread, so the
+ * lanes share that cost instead of the one writer thread; NULL when the
+ * document cannot be serialised. */
+char *mmp_write_doc_dup(const mmp_write_t *w, size_t i);
+
 /* Opens the connection `name` described by `conf` (the JSON object under
  * connections.<name> in the config; borrowed). Starts the writer thread.
  * Returns NULL with errstr naming the key path on failure. */

@@ -180,8 +180,8 @@ static int sql_failed(sqlite_sink_t *s, mmp_write_t *w, int rc, const char *what
         return WRITE_FAILED;
 }
 
-/* Serialises the documents of an upsert (sorted keys: the stored text does
- * not depend on the order a handler built them) and collects their ids. */
+/* Takes the documents' JSON text (serialised at submit, in the engine's
+ * deterministic key order) and collects their ids. */
 static int upsert_prepare(mmp_write_t *w, char **texts, json_t *ids, mmp_failure_t **failure) {
         size_t n = json_array_size(w->docs);
         char why[512];
@@ -192,7 +192,7 @@ static int upsert_prepare(mmp_write_t *w, char **texts, json_t *ids, mmp_failure
                         *failure = mmp_sink_failure(w, 0, "%s", why);
                         return -1;
                 }
-                texts[i] = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+                texts[i] = mmp_write_doc_dup(w, i);
                 if (!texts[i]) {
                         *failure = mmp_sink_failure(
                             w, 0,
