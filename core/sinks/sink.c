@@ -6,6 +6,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pthread_setname_np */
 #endif
+#include "util/jsonw.h"
 #include "sink.h"
 
 #include <ctype.h>
@@ -112,7 +113,7 @@ char *mmp_write_doc_dup(const mmp_write_t *w, size_t i) {
         const write_entry_t *e = (const write_entry_t *)(const void *)w;
         if (i < e->n_texts && e->texts[i])
                 return strdup(e->texts[i]);
-        return json_dumps(json_array_get(w->docs, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        return mmp_json_dumps(json_array_get(w->docs, i), NULL);
 }
 
 /* Serialises the documents on the caller's thread; returns their size. */
@@ -122,7 +123,7 @@ static size_t serialise_docs(write_entry_t *e) {
                 return 0;
         e->n_texts = n;
         for (size_t i = 0; i < n; i++) {
-                e->texts[i] = json_dumps(json_array_get(e->w.docs, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
+                e->texts[i] = mmp_json_dumps(json_array_get(e->w.docs, i), NULL);
                 bytes += e->texts[i] ? strlen(e->texts[i]) : 0;
         }
         return bytes;

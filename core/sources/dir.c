@@ -65,7 +65,13 @@ static int list_into(const char *dir, int recursive, pathvec_t *pv, char *err, s
                 if (de->d_name[0] == '.')
                         continue;
                 snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-                if (stat(p, &st))
+                /* d_type spares a stat per file; symlinks and file systems
+                 * that do not fill it in are asked with stat. */
+                if (de->d_type == DT_REG)
+                        st.st_mode = S_IFREG;
+                else if (de->d_type == DT_DIR)
+                        st.st_mode = S_IFDIR;
+                else if (stat(p, &st))
                         continue; /* vanished meanwhile */
                 if (S_ISREG(st.st_mode))
                         pathvec_push(pv, p);
