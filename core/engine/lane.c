@@ -30,7 +30,7 @@ typedef struct task {
         int64_t deadline_us;
         int waiting;              /* a plugin call is outstanding */
         int dead;                 /* finished; freed when the call returns */
-        const char *waiting_on;   /* "text.chunk" while waiting */
+        char waiting_on[96];      /* "text.chunk" while waiting */
         const mmp_plugin_inst_t *used[MAX_TRACKED_PLUGINS];
         int n_used;
         struct task *prev, *next; /* the lane's live tasks */
@@ -150,7 +150,7 @@ static int dispatch(void *ud, lua_State *co, const mmp_plugin_inst_t *inst, cons
         snprintf(oj->qualified, sizeof(oj->qualified), "%s.%s", inst->desc->name, op->name);
         mmp_call_init(&oj->call, inst->desc->name, op->name, t->deadline_us, &t->ev->cancel, &t->ev->tmp);
         t->waiting = 1;
-        t->waiting_on = op->name;
+        snprintf(t->waiting_on, sizeof(t->waiting_on), "%s", oj->qualified);
         int seen = 0;
         for (int i = 0; i < t->n_used; i++)
                 seen |= t->used[i] == inst;
@@ -305,6 +305,16 @@ static void task_start(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
         task_resume(lane, t, 1);
 }
 
+static void fail_deadline_waiting(mmp_lane_t *lane, task_t *t) {
+        const mmp_pipeline_t *p = mmp_engine_pipeline(lane->opts.engine, t->pidx);
+        t->ev->cancel = 1;
+        task_finish(lane, t,
+                    mmp_failure_new(MMP_ERR_TIMEOUT, MMP_STAGE_HANDLE, 0, p->name, NULL,
+                                    "%s: handler exceeded its deadline of %lld ms while waiting on %s", p->file,
+                                    (long long)lane->opts.handler_timeout_ms,
+                                    t->waiting_on));
+}
+
 static void op_done(mmp_lane_t *lane, op_job_t *oj) {
         task_t *t = oj->task;
         lane->outstanding--;
@@ -314,6 +324,12 @@ static void op_done(mmp_lane_t *lane, op_job_t *oj) {
                 mmp_event_unref(t->ev);
                 free(t);
                 op_job_free(oj);
+                return;
+        }
+        if (oj->call.failed && mmp_now_us() > t->deadline_us) {
+                /* The plugin gave up because the deadline passed: say so. */
+                op_job_free(oj);
+                fail_deadline_waiting(lane, t);
                 return;
         }
         if (oj->call.failed) {
@@ -334,15 +350,9 @@ static long check_deadlines(mmp_lane_t *lane) {
         task_t *t = lane->tasks, *nx;
         for (; t; t = nx) {
                 nx = t->next;
-                if (t->deadline_us <= now && t->waiting) {
-                        const mmp_pipeline_t *p = mmp_engine_pipeline(lane->opts.engine, t->pidx);
-                        t->ev->cancel = 1;
-                        task_finish(lane, t,
-                                    mmp_failure_new(MMP_ERR_TIMEOUT, MMP_STAGE_HANDLE, 0, p->name, NULL,
-                                                    "%s: handler exceeded its deadline of %lld ms while waiting on %s",
-                                                    p->file, (long long)lane->opts.handler_timeout_ms,
-                                                    t->waiting_on ? t->waiting_on : "a plugin call"));
-                } else if (t->deadline_us < next) {
+                if (t->deadline_us <= now && t->waiting)
+                        fail_deadline_waiting(lane, t);
+                else if (t->deadline_us < next) {
                         next = t->deadline_us;
                 }
         }
@@ -353,20 +363,27 @@ static void *lane_main(void *arg) {
         mmp_lane_t *lane = arg;
         for (;;) {
                 msg_t *m, *nx;
-                int stopping;
-                pthread_mutex_lock(&lane->lock);
-                m = lane->inbox_head;
-                lane->inbox_head = lane->inbox_tail = NULL;
-                stopping = lane->stopping;
-                pthread_mutex_unlock(&lane->lock);
-                for (; m; m = nx) {
-                        nx = m->next;
-                        if (m->type == MSG_START) {
-                                start_msg_t *s = (start_msg_t *)m;
-                                task_start(lane, s->ev, s->pidx);
-                                free(s);
-                        } else {
-                                op_done(lane, (op_job_t *)m);
+                int stopping = 0;
+                /* Drain the inbox until it is empty (a bounded number of
+                 * rounds) before judging deadlines: a result that arrived
+                 * while another handler held the lane is not late. */
+                for (int round = 0; round < 64; round++) {
+                        pthread_mutex_lock(&lane->lock);
+                        m = lane->inbox_head;
+                        lane->inbox_head = lane->inbox_tail = NULL;
+                        stopping = lane->stopping;
+                        pthread_mutex_unlock(&lane->lock);
+                        if (!m)
+                                break;
+                        for (; m; m = nx) {
+                                nx = m->next;
+                                if (m->type == MSG_START) {
+                                        start_msg_t *s = (start_msg_t *)m;
+                                        task_start(lane, s->ev, s->pidx);
+                                        free(s);
+                                } else {
+                                        op_done(lane, (op_job_t *)m);
+                                }
                         }
                 }
                 long wait_ms = check_deadlines(lane);

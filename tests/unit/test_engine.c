@@ -169,7 +169,7 @@ static void test_failures_stay_with_their_event(void **state) {
         assert_int_equal(st.documents, 2);
         assert_non_null(strstr(fx.rec.failure[position(&fx.rec, "a.loop")], "exceeded its deadline of 300 ms"));
         assert_non_null(strstr(fx.rec.failure[position(&fx.rec, "b.boom")], "failing.lua:7: boom"));
-        assert_non_null(strstr(fx.rec.failure[position(&fx.rec, "e.ms")], "while waiting on sleep"));
+        assert_non_null(strstr(fx.rec.failure[position(&fx.rec, "e.ms")], "while waiting on slow.sleep"));
         assert_string_equal(fx.rec.failure[position(&fx.rec, "c.ms")], "");
         /* Stopped at the deadline, not after the 2 s sleep or never. */
         assert_true(mmp_now_ms() - t0 < 10000);
