@@ -172,6 +172,7 @@ main() {
         local start=$SECONDS
         mkdir -p "$OUT"
         step "checking system packages"
+        # shellcheck disable=SC2119 # no extra packages: the demo needs the standard set
         mmp_deps_ensure
         build_engine
         reset_output

@@ -451,7 +451,7 @@ typedef struct key_spec {
         const struct key_spec *children; /* K_SECTION, ended by a NULL name */
 } key_spec_t;
 
-static const char *const source_types[] = {"dir", "files", "kafka", NULL};
+static const char *const source_types[] = {"dir", "kafka", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const conn_type_names[] = {"sqlite", "jsonl", "mongodb", NULL};
 

@@ -29,16 +29,18 @@ print([d['n'] for d in l], [d['_lineage']['index'] for d in l], l[0]['_lineage']
         "a list's documents keep their order (n, lineage index, count)"
 
 say "a function inside a document fails the event, naming the field"
-line="$(lines_naming err.txt "$T/in/x.func")"
+line="$(lines_naming err.txt "$T/in/x.func: ")"
 assert_contains "$line" "api.lua: a function cannot be stored at document.nested.callback" "stderr for x.func"
-line="$(lines_naming err.txt "$T/in/x.funclist")"
+line="$(lines_naming err.txt "$T/in/x.funclist: ")"
 assert_contains "$line" "api.lua: a function cannot be stored at documents[2].meta.fn" "stderr for x.funclist"
 
 say "mmpipe.json, sha256, base64"
 A="d = [d for d in docs if d['_lineage']['object']['key'].endswith('/x.api')][0]"
-get() { json out.jsonl "$A; v = d; exec('for k in sys.argv[3].split(\".\"): v = v[k]') if False else None
-for k in '''$1'''.split('.'): v = v[k]
-print(json.dumps(v, ensure_ascii=False, sort_keys=True))"; }
+get() { # dotted path in the x.api document -> its JSON
+        json out.jsonl "$A; v = d
+for k in '$1'.split('.'): v = v[k]
+print(json.dumps(v, ensure_ascii=False, sort_keys=True))"
+}
 assert_eq '"{\"list\":[1,2,3],\"n\":3,\"name\":\"lamp\",\"nested\":{\"none\":null,\"ok\":true},\"pi\":3.5,\"text\":\"café €\"}"' \
         "$(get json.encoded)" "mmpipe.json.encode (compact, keys sorted, UTF-8 kept)"
 assert_eq '{"list": [1, 2, 3], "n": 3, "name": "lamp", "nested": {"none": null, "ok": true}, "pi": 3.5, "text": "café €"}' \
