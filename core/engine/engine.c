@@ -131,7 +131,7 @@ static json_t *object_lineage(const mmp_event_t *ev) {
 /* Final form of one document: _id first, the handler's fields, metadata
  * merged under "metadata" (the document's own keys win), lineage last. */
 typedef struct lineage_parts { /* shared by every document of one store */
-        json_t *source, *object, *plugins, *event_time, *processed_at;
+        json_t *source, *object, *plugins, *event_time;
 } lineage_parts_t;
 
 static json_t *finish_doc(const mmp_pipeline_t *p, const mmp_event_t *ev, json_t *doc, size_t i, size_t n,
@@ -162,7 +162,6 @@ static json_t *finish_doc(const mmp_pipeline_t *p, const mmp_event_t *ev, json_t
         json_object_set(lin, "plugins", lp->plugins);
         json_object_set_new(lin, "endpoints", json_array());
         json_object_set(lin, "event_time", lp->event_time);
-        json_object_set(lin, "processed_at", lp->processed_at);
         json_object_set_new(lin, "index", json_integer((json_int_t)i));
         json_object_set_new(lin, "count", json_integer((json_int_t)n));
         json_object_set_new(out, "_lineage", lin);
@@ -179,8 +178,9 @@ void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *wra
             .source = ev->source ? json_incref(ev->source) : json_null(),
             .object = object_lineage(ev),
             .plugins = json_incref(plugins),
+            /* No processing time: the same object must give byte-identical
+             * documents however often it is processed. */
             .event_time = iso_time(ev->time_ms),
-            .processed_at = iso_time(mmp_wallclock_ms()),
         };
 
         for (size_t i = 0; i < n; i++)
@@ -189,7 +189,6 @@ void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *wra
         json_decref(lp.object);
         json_decref(lp.plugins);
         json_decref(lp.event_time);
-        json_decref(lp.processed_at);
         json_decref(wrapper);
         c->engine = e;
         c->ev = ev;
