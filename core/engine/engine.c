@@ -60,8 +60,12 @@ static void report_failure(mmp_engine_t *e, mmp_event_t *ev, mmp_failure_t *f) {
         mmp_err("event", "%s: %s%s%s failed (%s): %s%s%s", ev->id, f->pipeline ? "pipeline " : "",
                 f->pipeline ? f->pipeline : "", f->pipeline ? ":" : "", mmp_stage2str(f->stage), f->message,
                 f->traceback ? "\n" : "", f->traceback ? f->traceback : "");
-        if (e->deadletters && !mmp_deadletter_write(e->deadletters, ev->original, ev->source, f))
+        if (e->opts.dead_letter) {
+                if (!e->opts.dead_letter(ev, f, e->opts.dead_letter_opaque))
+                        stat_add(&e->stats.dead_letters, 1);
+        } else if (e->deadletters && !mmp_deadletter_write(e->deadletters, ev->original, ev->source, f)) {
                 stat_add(&e->stats.dead_letters, 1);
+        }
 }
 
 static void keep_first_failure(mmp_event_t *ev, mmp_failure_t *f) {

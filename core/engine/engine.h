@@ -17,12 +17,18 @@
 
 typedef void(mmp_event_done_cb)(const mmp_event_t *ev, const mmp_failure_t *first_failure, void *opaque);
 
+/* Parks a failed event where it can be replayed; returns 0 once it is
+ * durably there (the event is acknowledged only after). Any engine thread. */
+typedef int(mmp_dead_letter_fn)(const mmp_event_t *ev, const mmp_failure_t *failure, void *opaque);
+
 typedef struct mmp_engine_opts {
         const char *plugin_dir;     /* resolved folders */
         const char *pipeline_dir;
         const char *lib_dirs[3];    /* require() search path, NULL-terminated */
         const char *output_jsonl;   /* non-NULL: every pipeline writes here instead ("-" = stdout) */
         const char *deadletter_path; /* NULL: the config's dead_letters.path; "": none */
+        mmp_dead_letter_fn *dead_letter; /* non-NULL: used instead of the file (a Kafka topic) */
+        void *dead_letter_opaque;
         mmp_event_done_cb *on_event_done; /* any engine thread */
         void *opaque;
 } mmp_engine_opts_t;

@@ -33,6 +33,7 @@ struct mmp_engine {
         pthread_cond_t cond;
         uint64_t in_flight, seq;
         int waiters; /* threads in submit or drain waiting on cond */
+        int fetch_ready;
         mmp_engine_stats_t stats; /* counters updated atomically */
 };
 

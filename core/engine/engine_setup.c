@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/engine_int.h"
+#include "fetch/fetch.h"
 #include "util/log.h"
 
 typedef struct script_set {
@@ -184,6 +185,9 @@ mmp_engine_t *mmp_engine_new(const mmp_config_t *cfg, const mmp_engine_opts_t *o
                 mmp_warn("plugins", "%s; running without plugins", err);
                 e->plugins = calloc(1, sizeof(*e->plugins));
         }
+        if (mmp_fetch_init(cfg, err, n))
+                goto fail;
+        e->fetch_ready = 1;
         if (!(e->pool = mmp_pool_new((int)workers))) {
                 snprintf(err, n, "cannot start %lld worker threads", (long long)workers);
                 goto fail;
@@ -192,7 +196,7 @@ mmp_engine_t *mmp_engine_new(const mmp_config_t *cfg, const mmp_engine_opts_t *o
                 goto fail;
         dl_path = opts->deadletter_path ? opts->deadletter_path
                                         : mmp_config_str(cfg, "dead_letters.path", "./mmpipe-dead-letters.jsonl");
-        if (*dl_path && !(e->deadletters = mmp_deadletter_open(dl_path, err, n)))
+        if (!opts->dead_letter && *dl_path && !(e->deadletters = mmp_deadletter_open(dl_path, err, n)))
                 goto fail;
         for (int i = 0; i < e->n_lanes; i++)
                 if (mmp_lane_start(e->lanes[i])) {
@@ -218,6 +222,8 @@ void mmp_engine_free(mmp_engine_t *e) {
         for (size_t i = 0; i < e->n_sinks; i++)
                 mmp_sink_free(e->sinks[i]);
         mmp_deadletter_close(e->deadletters);
+        if (e->fetch_ready)
+                mmp_fetch_shutdown();
         for (size_t i = 0; i < e->n_pipelines_alloc; i++)
                 mmp_pipeline_free(e->pipelines[i]);
         free(e->pipelines);

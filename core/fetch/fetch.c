@@ -77,6 +77,16 @@ static mmp_failure_t *fetch_file(mmp_event_t *ev, const char *path) {
         return NULL;
 }
 
+int mmp_fetch_init(const mmp_config_t *cfg, char *errstr, size_t errstr_size) {
+        (void)cfg;
+        (void)errstr;
+        (void)errstr_size;
+        return 0; /* local files need no settings */
+}
+
+void mmp_fetch_shutdown(void) {
+}
+
 mmp_failure_t *mmp_fetch(mmp_event_t *ev) {
         const char *url = ev->url ? ev->url : ev->key;
         if (!url)

@@ -9,6 +9,14 @@
 #include "engine/event.h"
 #include "util/err.h"
 
+#include "config/config.h"
+
+/* Reads the fetch settings (the "s3" config section: region, endpoint,
+ * path-style, credentials, size limit, retries) before any fetch. Main
+ * thread. Returns 0, or -1 with errstr naming the key path. */
+int mmp_fetch_init(const mmp_config_t *cfg, char *errstr, size_t errstr_size);
+void mmp_fetch_shutdown(void);
+
 /* Returns NULL when the object is ready, else a failure (stage fetch). */
 mmp_failure_t *mmp_fetch(mmp_event_t *ev);
 

@@ -112,6 +112,12 @@ assert_match "$v" "sqlite sink +yes" "version output"
 assert_match "$v" "jsonl sink +yes" "version output"
 assert_match "$v" "kafka source +(yes|no \(not supported in this build\))" "version output"
 assert_match "$v" "mongodb sink +(yes|no \(not supported in this build\))" "version output"
+run_mmp u.txt u.err frobnicate
+assert_rc 2 "an unknown command"
+assert_contains "$(cat u.err)" 'unknown command "frobnicate"' "error message"
+run_mmp n.txt n.err
+assert_rc 2 "no command"
+assert_contains "$(cat n.txt)$(cat n.err)" "usage: mmpipe <command>" "usage"
 for cmd in check run version; do
         run_mmp h.txt h.err "$cmd" --help
         assert_rc 0 "$cmd --help"

@@ -125,6 +125,21 @@ assert_rc 0 "process --output"
 assert_eq 0 "$(wc -c <stdout.txt)" "bytes on stdout with --output"
 assert_eq "$((n_docs + 1))" "$(json sub/out.jsonl "print(len(docs))")" "documents in the --output file"
 
+say "a folder is walked recursively; a file no pipeline matches is counted, not failed"
+mkdir -p tree/sub/deeper
+echo "Deep file here." >tree/sub/deeper/a.txt
+echo "Top file." >tree/b.txt
+echo '{"not": "text"}' >tree/c.json
+echo "Hidden files are skipped." >tree/.hidden.txt
+run_mmp tree.jsonl tree.err process tree
+assert_rc 0 "process FOLDER"
+assert_eq "b.txt deeper/a.txt" \
+        "$(json tree.jsonl "print(*sorted(d['_lineage']['object']['key'].split('/tree/', 1)[1].replace('sub/', '') for d in docs))")" \
+        "files with documents"
+assert_contains "$(cat tree.err)" "mmpipe process: 3 files, 2 documents, 0 failed, 1 matched no pipeline" "summary"
+assert_contains "$(lines_naming tree.err c.json)" "no pipeline matches (content type application/json)" \
+        "log line for the unmatched file"
+
 say "usage"
 run_mmp help.txt help.err process --help
 assert_rc 0 "process --help"

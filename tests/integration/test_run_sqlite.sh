@@ -75,4 +75,13 @@ head_words="$(head -c 40 src/doc07.txt)"
 assert_contains "$(sql "$DB" "select json_extract(doc, '$.text') from text_chunks where key = '$KEY' and json_extract(doc, '$.metadata.chunk_index') = 0")" \
         "$head_words" "first chunk of the new doc07.txt"
 
+say "a source folder that does not exist"
+run_mmp nd.out nd.err run --source "$T/no-such-folder" --once --set connections.local.path="$T/nd.db" \
+        --set dead_letters.path="$T/nd-dl.jsonl"
+assert_rc 2 "run --source on a missing folder"
+assert_contains "$(cat nd.err)" "mmpipe run: cannot read folder $T/no-such-folder: No such file or directory" "error message"
+run_mmp ex.out ex.err run --source "$T/src" --once stray-argument
+assert_rc 2 "run with a stray argument"
+assert_contains "$(cat ex.err)" 'unexpected argument "stray-argument"' "error message"
+
 finish
