@@ -57,9 +57,9 @@ static void event_done(mmp_engine_t *e, mmp_event_t *ev) {
 
 /* Logs the failure once and parks the event in the dead letters. */
 static void report_failure(mmp_engine_t *e, mmp_event_t *ev, mmp_failure_t *f) {
-        mmp_err("event", "%s: %s%s%s failed (%s): %s%s%s", ev->id, f->pipeline ? "pipeline " : "",
-                f->pipeline ? f->pipeline : "", f->pipeline ? ":" : "", mmp_stage2str(f->stage), f->message,
-                f->traceback ? "\n" : "", f->traceback ? f->traceback : "");
+        mmp_err("event", "%s: %s%s%sfailed at %s (%s): %s%s%s", ev->id, f->pipeline ? "pipeline " : "",
+                f->pipeline ? f->pipeline : "", f->pipeline ? " " : "", mmp_stage2str(f->stage),
+                mmp_err2name(f->code), f->message, f->traceback ? "\n" : "", f->traceback ? f->traceback : "");
         if (e->opts.dead_letter) {
                 if (!e->opts.dead_letter(ev, f, e->opts.dead_letter_opaque))
                         stat_add(&e->stats.dead_letters, 1);

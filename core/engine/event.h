@@ -44,7 +44,6 @@ typedef struct mmp_event {
         int pending;           /* pipelines not finished yet (atomic) */
         int failures;          /* pipelines that failed (atomic) */
         int documents;         /* documents stored (atomic) */
-        volatile int cancel;   /* plugin calls of this event should stop */
         mmp_failure_t *failure; /* the first failure, kept for the source's report */
         mmp_tmplist_t tmp;     /* temp files, removed with the event */
         void *source_opaque;   /* for the source's acknowledgement */

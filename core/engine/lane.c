@@ -27,10 +27,18 @@ typedef struct task {
         size_t pidx;
         lua_State *co;
         int co_ref;
-        int64_t deadline_us;
+        /* Deadline accounting: an event is charged for its own time, not
+         * for time other handlers held the lane (a CPU-bound neighbour
+         * must not time out everyone else on its lane). */
+        int64_t started_us;       /* monotonic */
+        int64_t held_at_start;    /* the lane's held_us when this task started */
+        int64_t own_us;           /* time this task's own Lua code ran */
+        volatile int cancel;      /* the plugin call should stop (call_cancelled) */
         int waiting;              /* a plugin call is outstanding */
         int dead;                 /* finished; freed when the call returns */
         char waiting_on[96];      /* "text.chunk" while waiting */
+        char *op_error;           /* the last plugin failure, to classify the handler's error */
+        int op_error_retriable;
         const mmp_plugin_inst_t *used[MAX_TRACKED_PLUGINS];
         int n_used;
         struct task *prev, *next; /* the lane's live tasks */
@@ -74,6 +82,7 @@ struct mmp_lane {
         int stopping;
 
         task_t *tasks;   /* live tasks (lane thread only) */
+        int64_t held_us; /* total time handlers ran on this lane */
         int outstanding; /* plugin calls not yet returned (lane thread only) */
         task_t *current; /* the task whose coroutine is running */
 };
@@ -128,6 +137,13 @@ static void op_job_free(op_job_t *oj) {
         free(oj);
 }
 
+/* Time left before the task's deadline, not counting the time other
+ * handlers held the lane since it started. */
+static int64_t task_remaining_us(const mmp_lane_t *lane, const task_t *t, int64_t now) {
+        int64_t others = (lane->held_us - t->held_at_start) - t->own_us;
+        return lane->opts.handler_timeout_ms * 1000 - ((now - t->started_us) - others);
+}
+
 /* Called from l_tool_call inside a resume: queue the operation. */
 static int dispatch(void *ud, lua_State *co, const mmp_plugin_inst_t *inst, const mmp_plugin_op_t *op,
                     mmp_value_t *input, mmp_value_t *opts, char *errstr, size_t n) {
@@ -148,7 +164,9 @@ static int dispatch(void *ud, lua_State *co, const mmp_plugin_inst_t *inst, cons
         oj->opts = opts;
         oj->job.run = op_job_run;
         snprintf(oj->qualified, sizeof(oj->qualified), "%s.%s", inst->desc->name, op->name);
-        mmp_call_init(&oj->call, inst->desc->name, op->name, t->deadline_us, &t->ev->cancel, &t->ev->tmp);
+        /* No wall-clock deadline for the plugin: the lane alone judges the
+         * task's deadline and raises t->cancel when it gives up. */
+        mmp_call_init(&oj->call, inst->desc->name, op->name, 0, &t->cancel, &t->ev->tmp);
         t->waiting = 1;
         snprintf(t->waiting_on, sizeof(t->waiting_on), "%s", oj->qualified);
         int seen = 0;
@@ -160,6 +178,12 @@ static int dispatch(void *ud, lua_State *co, const mmp_plugin_inst_t *inst, cons
         lane->outstanding++;
         mmp_pool_submit(lane->opts.pool, &oj->job);
         return 0;
+}
+
+static void task_free(task_t *t) {
+        mmp_event_unref(t->ev);
+        free(t->op_error);
+        free(t);
 }
 
 static void task_unlink(mmp_lane_t *lane, task_t *t) {
@@ -185,10 +209,8 @@ static void task_finish(mmp_lane_t *lane, task_t *t, mmp_failure_t *failure) {
         t->dead = 1;
         if (failure)
                 mmp_engine_pipeline_done(lane->opts.engine, t->ev, t->pidx, failure);
-        if (!t->waiting) {
-                mmp_event_unref(t->ev);
-                free(t);
-        }
+        if (!t->waiting)
+                task_free(t);
 }
 
 /* Lineage of plugins used, in call order: {"text":"1.0.0"}. */
@@ -253,12 +275,16 @@ static void task_resume(mmp_lane_t *lane, task_t *t, int nargs) {
         lua_State *L = mmp_lua_L(lane->lua);
         int rc, fired;
 
+        int64_t t0 = mmp_now_us();
         lane->current = t;
-        mmp_lua_arm(lane->lua, t->deadline_us);
+        mmp_lua_arm(lane->lua, t0 + task_remaining_us(lane, t, t0));
         rc = lua_resume(t->co, nargs);
         fired = mmp_lua_deadline_fired(lane->lua);
         mmp_lua_disarm(lane->lua);
         lane->current = NULL;
+        int64_t ran = mmp_now_us() - t0;
+        lane->held_us += ran;
+        t->own_us += ran;
 
         if (rc == LUA_YIELD && t->waiting && !fired)
                 return; /* parked until the plugin call returns */
@@ -281,6 +307,11 @@ static void task_resume(mmp_lane_t *lane, task_t *t, int nargs) {
         else if (rc == LUA_YIELD)
                 f = mmp_failure_new(MMP_ERR_LUA, MMP_STAGE_HANDLE, 0, p->name, tb,
                                     "%s: handler yielded outside an mmpipe call", p->file);
+        else if (t->op_error && strstr(msg, t->op_error))
+                /* The handler let a plugin failure through: the cause is the
+                 * input (or the plugin), not the handler's code. */
+                f = mmp_failure_new(t->op_error_retriable ? MMP_ERR_PLUGIN : MMP_ERR_BAD_INPUT, MMP_STAGE_HANDLE,
+                                    t->op_error_retriable, p->name, tb, "%s", msg);
         else
                 f = mmp_failure_new(MMP_ERR_LUA, MMP_STAGE_HANDLE, 0, p->name, tb, "%s", msg);
         lua_pop(L, 1);
@@ -293,7 +324,8 @@ static void task_start(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
         t->lane = lane;
         t->ev = ev; /* the start message's reference */
         t->pidx = pidx;
-        t->deadline_us = mmp_now_us() + lane->opts.handler_timeout_ms * 1000;
+        t->started_us = mmp_now_us();
+        t->held_at_start = lane->held_us;
         t->co = lua_newthread(L);
         t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         t->next = lane->tasks;
@@ -307,7 +339,7 @@ static void task_start(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
 
 static void fail_deadline_waiting(mmp_lane_t *lane, task_t *t) {
         const mmp_pipeline_t *p = mmp_engine_pipeline(lane->opts.engine, t->pidx);
-        t->ev->cancel = 1;
+        t->cancel = 1;
         task_finish(lane, t,
                     mmp_failure_new(MMP_ERR_TIMEOUT, MMP_STAGE_HANDLE, 0, p->name, NULL,
                                     "%s: handler exceeded its deadline of %lld ms while waiting on %s", p->file,
@@ -321,18 +353,20 @@ static void op_done(mmp_lane_t *lane, op_job_t *oj) {
         t->waiting = 0;
         mmp_event_unref(t->ev); /* the call's reference */
         if (t->dead) {
-                mmp_event_unref(t->ev);
-                free(t);
+                task_free(t);
                 op_job_free(oj);
                 return;
         }
-        if (oj->call.failed && mmp_now_us() > t->deadline_us) {
+        if (oj->call.failed && task_remaining_us(lane, t, mmp_now_us()) <= 0) {
                 /* The plugin gave up because the deadline passed: say so. */
                 op_job_free(oj);
                 fail_deadline_waiting(lane, t);
                 return;
         }
         if (oj->call.failed) {
+                free(t->op_error);
+                t->op_error = strdup(oj->call.errmsg);
+                t->op_error_retriable = oj->call.retriable;
                 lua_pushboolean(t->co, 0);
                 lua_pushstring(t->co, oj->call.errmsg);
         } else {
@@ -346,17 +380,17 @@ static void op_done(mmp_lane_t *lane, op_job_t *oj) {
 /* Fails tasks whose deadline passed while they waited on a plugin call,
  * and returns the time until the next deadline (ms, capped). */
 static long check_deadlines(mmp_lane_t *lane) {
-        int64_t now = mmp_now_us(), next = now + 1000000;
+        int64_t now = mmp_now_us(), next = 1000000;
         task_t *t = lane->tasks, *nx;
         for (; t; t = nx) {
+                int64_t left = task_remaining_us(lane, t, now);
                 nx = t->next;
-                if (t->deadline_us <= now && t->waiting)
+                if (left <= 0 && t->waiting)
                         fail_deadline_waiting(lane, t);
-                else if (t->deadline_us < next) {
-                        next = t->deadline_us;
-                }
+                else if (left < next)
+                        next = left;
         }
-        return (long)((next - now) / 1000) + 1;
+        return (long)(next / 1000) + 1;
 }
 
 static void *lane_main(void *arg) {

@@ -65,7 +65,12 @@ static void deadline_hook(lua_State *L, lua_Debug *ar) {
                          * in the handler cannot keep it alive. */
                         lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
                 }
-                luaL_error(L, "deadline exceeded: handler stopped");
+                /* Level 0 inside a hook is the Lua function being run, so
+                 * the message names the line the handler was stuck on. */
+                luaL_where(L, 0);
+                lua_pushliteral(L, "deadline exceeded: handler stopped here");
+                lua_concat(L, 2);
+                lua_error(L);
         }
 }
 

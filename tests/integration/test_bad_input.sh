@@ -54,8 +54,8 @@ res="$(json dl.jsonl "
 for d in sorted(docs, key=lambda d: d['event']['path']):
     print(d['event']['path'].rsplit('/', 1)[1], d['stage'], d['error_class'], d['pipeline'], d['retriable'])
 ")"
-assert_eq "binary.txt handle LUA text-chunks False
-empty.txt handle LUA text-chunks False
+assert_eq "binary.txt handle BAD_INPUT text-chunks False
+empty.txt handle BAD_INPUT text-chunks False
 vanished.txt fetch NOT_FOUND None False" "$res" "dead letters: file, stage, error class, pipeline, retriable"
 
 say "a file deleted between listing and reading (run --once)"

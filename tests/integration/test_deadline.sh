@@ -33,7 +33,7 @@ n_dl="$(grep -c . loop-dl.jsonl)"
 if [ "$n_dl" = 1 ]; then
         ok "dead-letter lines = 1"
 else
-        known_bug "dead letters: expected 1 line (the .loop file), got $n_dl:
+        fail "dead letters: expected 1 line (the .loop file), got $n_dl:
 $(json loop-dl.jsonl "print(*[d['event']['path'].rsplit('/', 1)[1] + ': ' + d['message'] for d in docs], sep='\n')")"
 fi
 LOOP_DL="select = [d for d in docs if d['event']['path'].endswith('/spin.loop')]; d = select[0]"
@@ -55,7 +55,7 @@ assert_contains "$tb" "stack traceback:" "dead-letter traceback"
 assert_contains "$tb" "loop.lua" "dead-letter traceback names the script"
 case "$tb$msg" in
 *"loop.lua:$LOOP_LINE"*) ok "the message or traceback points at the looping line $LOOP_LINE" ;;
-*) known_bug "neither the TIMEOUT message nor the traceback names the line the handler was stuck on (loop.lua:$LOOP_LINE):
+*) fail "neither the TIMEOUT message nor the traceback names the line the handler was stuck on (loop.lua:$LOOP_LINE):
 message: $msg
 $tb" ;;
 esac
@@ -65,7 +65,7 @@ if [ "$got" = "file1.txt file2.txt file3.txt file4.txt file5.txt" ]; then
         assert_eq 5 "$(sql loop.db "select count(*) from text_chunks")" "documents in SQLite"
         assert_contains "$(cat run.err)" "summary: 6 events, 5 documents, 1 failed" "run summary"
 else
-        known_bug "files with documents in SQLite: expected [file1.txt ... file5.txt], got [$got]"
+        fail "files with documents in SQLite: expected [file1.txt ... file5.txt], got [$got]"
 fi
 
 say "a handler that raises error(\"boom\")"

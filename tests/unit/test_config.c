@@ -261,7 +261,7 @@ static void test_validation_errors(void **state) {
         expect_invalid("{\"engine\": [1]}", "config.json: engine: expected an object, got [1]");
         expect_invalid("{\"plugins\": {\"dir\": 5}}", "config.json: plugins.dir: expected a string, got 5");
         expect_invalid("{\"source\": {\"type\": \"s3\"}}",
-                       "config.json: source.type: expected one of \"dir\", \"files\", \"kafka\", got \"s3\"");
+                       "config.json: source.type: expected one of \"dir\", \"kafka\", got \"s3\"");
         expect_invalid("{\"source\": {\"watch\": \"yes\"}}",
                        "config.json: source.watch: expected true or false, got \"yes\"");
         expect_invalid("{\"source\": {\"kafka\": \"brokers\"}}",
