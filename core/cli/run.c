@@ -44,6 +44,7 @@ typedef struct progress {
         mmp_engine_t *engine;
         uint64_t total; /* known for a scan, 0 while watching */
         int64_t started_ms, last_ms;
+        uint64_t last_done;
         int quiet;
 } progress_t;
 
@@ -52,8 +53,11 @@ static void progress_print(progress_t *p, int force) {
         int64_t now = mmp_now_ms();
         if (p->quiet || (!force && now - p->last_ms < 1000))
                 return;
-        p->last_ms = now;
         mmp_engine_stats(p->engine, &st);
+        if (!force && !p->total && st.done == p->last_done && !st.in_flight)
+                return; /* watching an idle folder: nothing new to say */
+        p->last_ms = now;
+        p->last_done = st.done;
         double secs = (now - p->started_ms) / 1000.0;
         if (p->total)
                 fprintf(stderr, "progress: %llu/%llu files done (%.1f/s), %llu documents, %llu failed\n",

@@ -15,15 +15,43 @@
 
 #include "sources/sources.h"
 
+/* Removes ".", ".." and repeated slashes from an absolute path, lexically
+ * (symlinks are not resolved: the key stays the path the user knows). */
+static void normalize_path(char *p) {
+        char *out = p, *in = p;
+        while (*in) {
+                while (*in == '/')
+                        in++;
+                char *seg = in;
+                while (*in && *in != '/')
+                        in++;
+                size_t len = (size_t)(in - seg);
+                if (len == 0 || (len == 1 && seg[0] == '.'))
+                        continue;
+                if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+                        while (out > p && *--out != '/')
+                                ;
+                        continue;
+                }
+                *out++ = '/';
+                memmove(out, seg, len);
+                out += len;
+        }
+        if (out == p)
+                *out++ = '/';
+        *out = '\0';
+}
+
 mmp_event_t *mmp_event_from_path(const char *path) {
         char abs[PATH_MAX], cwd[PATH_MAX], id[PATH_MAX + 8], url[PATH_MAX + 8];
         mmp_event_t *ev;
         if (path[0] == '/')
                 snprintf(abs, sizeof(abs), "%s", path);
         else if (getcwd(cwd, sizeof(cwd)))
-                snprintf(abs, sizeof(abs), "%s/%s", cwd, path[0] == '.' && path[1] == '/' ? path + 2 : path);
+                snprintf(abs, sizeof(abs), "%s/%s", cwd, path);
         else
                 snprintf(abs, sizeof(abs), "%s", path);
+        normalize_path(abs);
         snprintf(id, sizeof(id), "file:%s", abs);
         snprintf(url, sizeof(url), "file://%s", abs);
         if (!(ev = mmp_event_new(id, "", abs)))

@@ -157,4 +157,11 @@ run_mmp nov.txt nov.err process doc.txt --output
 assert_rc 2 "process --output without a value"
 assert_contains "$(cat nov.err)" "--output needs a value" "stderr of --output without a value"
 
+say "keys are normalised paths (./ and ../ removed, symlinks kept)"
+mkdir -p sub
+cp doc.txt sub/plain.txt
+cd sub && run_mmp ../norm.txt ../norm.err process ../sub/./plain.txt; cd "$T"
+assert_rc 0 "process ../sub/./plain.txt"
+assert_eq "$T/sub/plain.txt" "$(json norm.txt "print(sorted(set(d['_lineage']['object']['key'] for d in docs))[0])")" "normalised key"
+
 finish
