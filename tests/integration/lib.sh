@@ -100,7 +100,9 @@ assert_file_contains() { # file needle what
 }
 
 assert_match() { # string extended-regex what
-        printf '%s' "$1" | grep -Eq -- "$2" || fail "$3: expected to match /$2/, got:
+        # A here-string, not a pipe: with pipefail, grep -q exiting at the
+        # first match would fail the writer with SIGPIPE now and then.
+        grep -Eq -- "$2" <<<"$1" || fail "$3: expected to match /$2/, got:
 $1"
         ok "$3 matches /$2/"
 }
