@@ -22,6 +22,9 @@ typedef struct mmp_cli {
         int once, watch;         /* run */
         const char *output;      /* process --output */
         const char *deadletters; /* process --dead-letters */
+        const char *error_class; /* replay */
+        const char *pipeline;    /* replay */
+        int from_beginning, dry_run;
         int quiet, verbose;
         char **args;             /* positional arguments */
         int n_args;
@@ -44,5 +47,6 @@ int mmp_cmd_process(int argc, char **argv);
 int mmp_cmd_check(int argc, char **argv);
 int mmp_cmd_plugins(int argc, char **argv);
 int mmp_cmd_version(int argc, char **argv);
+int mmp_cmd_replay(int argc, char **argv);
 
 #endif

@@ -65,8 +65,12 @@ int mmp_cli_parse(mmp_cli_t *cli, int argc, char **argv, const char *allowed, co
                         fprintf(stderr, "mmpipe %s: unknown option --%s (see --help)\n", argv[0], name);
                         return -1;
                 }
-                if (!strcmp(name, "once") || !strcmp(name, "watch")) {
-                        *(!strcmp(name, "once") ? &cli->once : &cli->watch) = 1;
+                if (!strcmp(name, "once") || !strcmp(name, "watch") || !strcmp(name, "from-beginning") ||
+                    !strcmp(name, "dry-run")) {
+                        *(!strcmp(name, "once")             ? &cli->once
+                          : !strcmp(name, "watch")          ? &cli->watch
+                          : !strcmp(name, "from-beginning") ? &cli->from_beginning
+                                                            : &cli->dry_run) = 1;
                         continue;
                 }
                 if (!(val = opt_value(argc, argv, &i, eq))) {
@@ -87,6 +91,10 @@ int mmp_cli_parse(mmp_cli_t *cli, int argc, char **argv, const char *allowed, co
                         cli->output = val;
                 else if (!strcmp(name, "dead-letters"))
                         cli->deadletters = val;
+                else if (!strcmp(name, "error-class"))
+                        cli->error_class = val;
+                else if (!strcmp(name, "pipeline"))
+                        cli->pipeline = val;
         }
         mmp_log_set_level(cli->verbose ? MMP_LOG_DEBUG : cli->quiet ? MMP_LOG_ERROR : MMP_LOG_INFO);
         return 0;

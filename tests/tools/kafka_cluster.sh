@@ -13,11 +13,12 @@
 #   kafka_cluster.sh stop DIR
 #       stops it by its PID: SIGTERM, then SIGKILL after 5 s. Quiet if it is not running.
 #
-# The binary is $KAFKA_MOCK, or build/tests/tools/kafka_mock under the repository root.
+# The binary is $KAFKA_MOCK, or $MMP_BUILD_DIR/tests/tools/kafka_mock (ctest sets MMP_BUILD_DIR),
+# or build/tests/tools/kafka_mock under the repository root.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-KAFKA_MOCK=${KAFKA_MOCK:-$ROOT/build/tests/tools/kafka_mock}
+KAFKA_MOCK=${KAFKA_MOCK:-${MMP_BUILD_DIR:-$ROOT/build}/tests/tools/kafka_mock}
 START_TIMEOUT_S=${KAFKA_START_TIMEOUT_S:-20}
 
 die() {
@@ -36,7 +37,9 @@ is_running() {
 
 # Prints the PID recorded in DIR/kafka.pid, or nothing.
 recorded_pid() {
-        [[ -f $1/kafka.pid ]] && cat "$1/kafka.pid" || true
+        if [[ -f $1/kafka.pid ]]; then
+                cat "$1/kafka.pid"
+        fi
 }
 
 cmd_start() {
@@ -100,10 +103,13 @@ cmd_ctl() {
         shift
         (($# > 0)) || die "ctl needs a command, e.g.: ctl $dir broker-down 1"
         pid=$(recorded_pid "$dir")
-        [[ -n $pid ]] && is_running "$pid" || die "no cluster runs for $dir"
+        if [[ -z $pid ]] || ! is_running "$pid"; then
+                die "no cluster runs for $dir"
+        fi
         [[ -p $dir/control ]] || die "$dir/control is not a FIFO"
         before=$(grep -c '^control ' "$dir/kafka.log" || true)
         # The daemon holds the FIFO open, so this open does not block while it lives.
+        # shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
         timeout 5 bash -c 'printf "%s\n" "$1" >"$2"' _ "$*" "$dir/control" ||
                 die "cannot write to $dir/control"
         deadline=$((SECONDS + 15))

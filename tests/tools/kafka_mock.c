@@ -241,10 +241,23 @@ static int control_apply(rd_kafka_mock_cluster_t *mc, char *line, char *err, siz
         return 0;
 }
 
-/* Reads what the FIFO holds and applies every complete line, acknowledging each on stdout. The
- * partial tail stays in buf (of size KM_LINE_MAX, *len bytes used) for the next read. */
-static void control_read(int fd, rd_kafka_mock_cluster_t *mc, char *buf, size_t *len) {
+/* Acknowledges one command line on stdout as "control N ok: LINE" or "control N error: LINE: why"
+ * (tools/kafka_cluster.sh counts these lines to wait for its command). */
+static void control_ack(const char *line, int ok, const char *why) {
         static unsigned long seq;
+
+        seq++;
+        if (ok)
+                printf("control %lu ok: %s\n", seq, line);
+        else
+                printf("control %lu error: %s: %s\n", seq, line, why);
+        fflush(stdout);
+}
+
+/* Reads what the FIFO holds and applies every complete line. The partial tail stays in buf (of
+ * size KM_LINE_MAX, *len bytes used) for the next read; a line too long for buf is dropped whole
+ * (*skipping until its newline) and acknowledged as an error. */
+static void control_read(int fd, rd_kafka_mock_cluster_t *mc, char *buf, size_t *len, int *skipping) {
         char err[2 * KM_LINE_MAX], echo[KM_LINE_MAX];
         ssize_t n;
         char *nl;
@@ -258,21 +271,21 @@ static void control_read(int fd, rd_kafka_mock_cluster_t *mc, char *buf, size_t 
                 *nl = '\0';
                 if (nl > buf && nl[-1] == '\r')
                         nl[-1] = '\0';
-                if (buf[0] != '\0' && buf[0] != '#') {
+                if (*skipping) {
+                        *skipping = 0;
+                        control_ack("(a line)", 0, "longer than the 1022 bytes a command may have");
+                } else if (buf[0] != '\0' && buf[0] != '#') {
                         snprintf(echo, sizeof(echo), "%s", buf);
-                        seq++;
                         if (control_apply(mc, buf, err, sizeof(err)) == 0)
-                                printf("control %lu ok: %s\n", seq, echo);
+                                control_ack(echo, 1, NULL);
                         else
-                                printf("control %lu error: %s: %s\n", seq, echo, err);
-                        fflush(stdout);
+                                control_ack(echo, 0, err);
                 }
                 *len -= (size_t)(nl + 1 - buf);
                 memmove(buf, nl + 1, *len + 1);
         }
         if (*len == KM_LINE_MAX - 1) {
-                printf("control error: line longer than %d bytes dropped\n", KM_LINE_MAX - 2);
-                fflush(stdout);
+                *skipping = 1;
                 *len = 0;
         }
 }
@@ -282,6 +295,7 @@ static void serve(int sigfd, int ctl_fd, rd_kafka_mock_cluster_t *mc) {
         struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = ctl_fd, .events = POLLIN}};
         char buf[KM_LINE_MAX];
         size_t len = 0;
+        int skipping = 0;
 
         for (;;) {
                 if (poll(p, ctl_fd >= 0 ? 2 : 1, -1) < 0) {
@@ -293,7 +307,7 @@ static void serve(int sigfd, int ctl_fd, rd_kafka_mock_cluster_t *mc) {
                 if (p[0].revents)
                         return; /* a blocked SIGTERM or SIGINT is pending: stop */
                 if (ctl_fd >= 0 && (p[1].revents & POLLIN))
-                        control_read(ctl_fd, mc, buf, &len);
+                        control_read(ctl_fd, mc, buf, &len, &skipping);
         }
 }
 

@@ -34,7 +34,8 @@ while (($# > 0)); do
                 kcat_args+=(-p "$2")
                 shift
                 ;;
-        -*) [[ $1 == - ]] && file=- || die "unknown option $1" ;;
+        -) file=- ;;
+        -*) die "unknown option $1" ;;
         *) file=$1 ;;
         esac
         shift
@@ -63,5 +64,6 @@ count=$(grep -c . "$file" || true)
 # Produce and all brokers down both exit 1). Batching settings make 200k messages take ~1 s.
 kcat -P -b "$bootstrap" -t "$topic" -l "${kcat_args[@]}" \
         -X acks=all -X linger.ms=5 -X batch.num.messages=10000 -X message.timeout.ms=30000 \
+        -X sticky.partitioning.linger.ms=0 \
         "$file" || die "producing $file to topic $topic at $bootstrap failed (see kcat's messages above)"
 echo "produced $count messages to $topic"

@@ -1,0 +1,458 @@
+/*
+ * The Kafka source: consumer-group poll loop, the per-partition offset
+ * ledger (events finish out of order; the offset stored is the one below
+ * which everything is done), backpressure by pausing partitions, rebalance
+ * handling and the graceful drain. The poll loop and rebalance callbacks run
+ * on the caller's thread; acknowledgements and dead letters arrive from
+ * engine threads and meet the ledger under one lock.
+ */
+#ifdef MMP_WITH_KAFKA /* built only when librdkafka is found */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sources/kafka_int.h"
+#include "sources/s3_event.h"
+#include "util/log.h"
+#include "util/time.h"
+
+struct mmp_kafka_source {
+        mmp_kafka_settings_t s;
+        rd_kafka_t *rk;
+        mmp_kafka_dlq_t *dlq;
+        mmp_engine_t *engine;
+
+        pthread_mutex_t lock; /* the ledger, counters and flags below */
+        mmp_kafka_part_t *parts;
+        long in_flight_events;
+        long long in_flight_bytes;
+        int paused;
+        mmp_kafka_stats_t st;
+};
+
+/* ---- the ledger (lock held) ---- */
+
+static mmp_kafka_part_t *part_find(mmp_kafka_source_t *src, const char *topic, int32_t partition) {
+        for (mmp_kafka_part_t *p = src->parts; p; p = p->next)
+                if (!p->revoked && p->partition == partition && !strcmp(p->topic, topic))
+                        return p;
+        return NULL;
+}
+
+static mmp_kafka_part_t *part_add(mmp_kafka_source_t *src, const char *topic, int32_t partition) {
+        mmp_kafka_part_t *p = part_find(src, topic, partition);
+        if (p)
+                return p;
+        p = calloc(1, sizeof(*p));
+        p->topic = strdup(topic);
+        p->partition = partition;
+        p->next = src->parts;
+        src->parts = p;
+        return p;
+}
+
+static void msg_free(mmp_kafka_msg_t *m) {
+        free(m->payload);
+        free(m->key);
+        free(m);
+}
+
+/* Pops done messages off the head; returns the offset to store (the next
+ * one to consume) or -1 when the head did not move. A message whose dead
+ * letter could not be written stops the partition here: it is consumed
+ * again after a restart rather than lost. */
+static int64_t part_advance(mmp_kafka_part_t *p) {
+        int64_t next = -1;
+        while (p->head && p->head->done && !p->head->dl_failed) {
+                mmp_kafka_msg_t *m = p->head;
+                next = m->offset + 1;
+                p->head = m->next;
+                if (!p->head)
+                        p->tail = NULL;
+                msg_free(m);
+        }
+        return next;
+}
+
+/* Frees revoked partitions once their last in-flight message is done. */
+static void parts_reap(mmp_kafka_source_t *src) {
+        mmp_kafka_part_t **pp = &src->parts;
+        while (*pp) {
+                mmp_kafka_part_t *p = *pp;
+                if (p->revoked) {
+                        while (p->head && p->head->done) {
+                                mmp_kafka_msg_t *m = p->head;
+                                p->head = m->next;
+                                msg_free(m);
+                        }
+                        if (!p->head) {
+                                *pp = p->next;
+                                free(p->topic);
+                                free(p);
+                                continue;
+                        }
+                }
+                pp = &p->next;
+        }
+}
+
+/* Stores the advanced offsets of the given partitions (all when NULL). */
+static void store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition_list_t *only) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+        pthread_mutex_lock(&src->lock);
+        for (mmp_kafka_part_t *p = src->parts; p; p = p->next) {
+                int64_t next;
+                if (p->revoked || (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition)))
+                        continue;
+                if ((next = part_advance(p)) >= 0)
+                        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = next;
+        }
+        parts_reap(src);
+        pthread_mutex_unlock(&src->lock);
+        if (l->cnt) {
+                rd_kafka_resp_err_t e = rd_kafka_offsets_store(src->rk, l);
+                if (e)
+                        mmp_warn("kafka", "storing offsets: %s", rd_kafka_err2str(e));
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ---- acknowledgements (engine threads) ---- */
+
+static void msg_release(mmp_kafka_source_t *src, mmp_kafka_msg_t *m) {
+        pthread_mutex_lock(&src->lock);
+        if (--m->pending == 0) {
+                m->done = 1;
+                src->in_flight_bytes -= m->bytes;
+        }
+        pthread_mutex_unlock(&src->lock);
+}
+
+static void on_event_done(const mmp_event_t *ev, const mmp_failure_t *failure, void *opaque) {
+        mmp_kafka_source_t *src = opaque;
+        mmp_kafka_msg_t *m = ev->source_opaque;
+        pthread_mutex_lock(&src->lock);
+        src->in_flight_events--;
+        src->st.done++;
+        if (failure)
+                src->st.failed++;
+        pthread_mutex_unlock(&src->lock);
+        msg_release(src, m);
+}
+
+static int on_dead_letter(const mmp_event_t *ev, const mmp_failure_t *f, void *opaque) {
+        mmp_kafka_source_t *src = opaque;
+        mmp_kafka_msg_t *m = ev->source_opaque;
+        int rc = mmp_kafka_dlq_write(src->dlq, m, ev->original, f->stage, f->code, f->attempts, f->pipeline,
+                                     f->message);
+        pthread_mutex_lock(&src->lock);
+        if (rc)
+                m->dl_failed = 1;
+        else
+                src->st.dead_letters++;
+        pthread_mutex_unlock(&src->lock);
+        return rc;
+}
+
+void mmp_kafka_source_engine_opts(mmp_kafka_source_t *src, mmp_engine_opts_t *opts) {
+        opts->on_event_done = on_event_done;
+        opts->opaque = src;
+        opts->dead_letter = on_dead_letter;
+        opts->dead_letter_opaque = src;
+}
+
+/* ---- rebalances (poll thread, inside rd_kafka_consumer_poll) ---- */
+
+static void set_pause(mmp_kafka_source_t *src, int pause) {
+        rd_kafka_topic_partition_list_t *a = NULL;
+        if (rd_kafka_assignment(src->rk, &a) || !a)
+                return;
+        if (a->cnt)
+                (pause ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(src->rk, a);
+        rd_kafka_topic_partition_list_destroy(a);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+        mmp_kafka_source_t *src = opaque;
+        int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        src->st.rebalances++;
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                pthread_mutex_lock(&src->lock);
+                for (int i = 0; i < parts->cnt; i++)
+                        part_add(src, parts->elems[i].topic, parts->elems[i].partition);
+                pthread_mutex_unlock(&src->lock);
+                mmp_info("kafka", "assigned %d partition(s)", parts->cnt);
+                if (cooperative)
+                        rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+                else
+                        rd_kafka_assign(rk, parts);
+                if (src->paused)
+                        rd_kafka_pause_partitions(rk, parts);
+                return;
+        }
+        /* Revoked (or lost): store and commit what is done; events still in
+         * flight finish and their documents are stored (idempotently), but
+         * their offsets are left to the partition's next owner, which
+         * consumes them again from the last commit. */
+        store_offsets(src, parts);
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
+                rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+                if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                        mmp_warn("kafka", "commit on revoke: %s", rd_kafka_err2str(ce));
+        }
+        pthread_mutex_lock(&src->lock);
+        for (int i = 0; i < parts->cnt; i++) {
+                mmp_kafka_part_t *p = part_find(src, parts->elems[i].topic, parts->elems[i].partition);
+                if (p)
+                        p->revoked = 1;
+        }
+        parts_reap(src);
+        pthread_mutex_unlock(&src->lock);
+        mmp_info("kafka", "revoked %d partition(s)", parts->cnt);
+        if (cooperative)
+                rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+        else
+                rd_kafka_assign(rk, NULL);
+}
+
+/* ---- set-up ---- */
+
+mmp_kafka_source_t *mmp_kafka_source_new(const mmp_config_t *cfg, char *err, size_t n) {
+        mmp_kafka_source_t *src = calloc(1, sizeof(*src));
+        rd_kafka_conf_t *c;
+        char why[512];
+        pthread_mutex_init(&src->lock, NULL);
+        if (mmp_kafka_settings_read(cfg, &src->s, err, n) || !(c = mmp_kafka_conf_new(&src->s, 1, err, n)))
+                goto fail;
+        rd_kafka_conf_set_opaque(c, src);
+        rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
+        if (!(src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, why, sizeof(why)))) {
+                snprintf(err, n, "kafka: cannot create the consumer: %s", why);
+                rd_kafka_conf_destroy(c);
+                goto fail;
+        }
+        rd_kafka_poll_set_consumer(src->rk);
+        if (!(src->dlq = mmp_kafka_dlq_new(&src->s, err, n)))
+                goto fail;
+        return src;
+fail:
+        mmp_kafka_source_free(src);
+        return NULL;
+}
+
+void mmp_kafka_source_free(mmp_kafka_source_t *src) {
+        if (!src)
+                return;
+        if (src->rk)
+                rd_kafka_destroy(src->rk);
+        mmp_kafka_dlq_free(src->dlq);
+        while (src->parts) {
+                mmp_kafka_part_t *p = src->parts;
+                src->parts = p->next;
+                while (p->head) {
+                        mmp_kafka_msg_t *m = p->head;
+                        p->head = m->next;
+                        msg_free(m);
+                }
+                free(p->topic);
+                free(p);
+        }
+        mmp_kafka_settings_clear(&src->s);
+        pthread_mutex_destroy(&src->lock);
+        free(src);
+}
+
+void mmp_kafka_source_stats(mmp_kafka_source_t *src, mmp_kafka_stats_t *out) {
+        pthread_mutex_lock(&src->lock);
+        *out = src->st;
+        out->in_flight_events = src->in_flight_events;
+        out->in_flight_bytes = src->in_flight_bytes;
+        out->paused = src->paused;
+        pthread_mutex_unlock(&src->lock);
+}
+
+/* ---- the poll loop ---- */
+
+static mmp_kafka_msg_t *msg_track(mmp_kafka_source_t *src, const rd_kafka_message_t *rm) {
+        mmp_kafka_msg_t *m = calloc(1, sizeof(*m));
+        const char *topic = rd_kafka_topic_name(rm->rkt);
+        m->offset = rm->offset;
+        m->pending = 1; /* the poll thread's own hold while it submits */
+        m->len = rm->len;
+        m->payload = malloc(rm->len ? rm->len : 1);
+        if (rm->len)
+                memcpy(m->payload, rm->payload, rm->len);
+        if (rm->key_len) {
+                m->key = malloc(rm->key_len);
+                memcpy(m->key, rm->key, rm->key_len);
+                m->key_len = rm->key_len;
+        }
+        m->bytes = (long long)rm->len;
+        pthread_mutex_lock(&src->lock);
+        /* A message of a partition we no longer track (revoked between
+         * fetch and now) still gets a ledger so its acks have a home. */
+        mmp_kafka_part_t *p = part_add(src, topic, rm->partition);
+        m->part = p;
+        if (p->tail)
+                p->tail->next = m;
+        else
+                p->head = m;
+        p->tail = m;
+        src->in_flight_bytes += m->bytes;
+        src->st.messages++;
+        pthread_mutex_unlock(&src->lock);
+        return m;
+}
+
+static void handle_message(mmp_kafka_source_t *src, const rd_kafka_message_t *rm) {
+        mmp_kafka_msg_t *m = msg_track(src, rm);
+        mmp_s3_events_t evs = {0};
+        char why[512];
+
+        if (mmp_s3_events_parse(rm->payload, rm->len, &evs, why, sizeof(why))) {
+                mmp_warn("kafka", "%s [%d] @%lld: not an S3 event: %s", m->part->topic, m->part->partition,
+                         (long long)m->offset, why);
+                pthread_mutex_lock(&src->lock);
+                src->st.malformed++;
+                pthread_mutex_unlock(&src->lock);
+                if (mmp_kafka_dlq_write(src->dlq, m, NULL, MMP_STAGE_RECEIVE, MMP_ERR_BAD_INPUT, 1, NULL, why)) {
+                        pthread_mutex_lock(&src->lock);
+                        m->dl_failed = 1;
+                        pthread_mutex_unlock(&src->lock);
+                } else {
+                        pthread_mutex_lock(&src->lock);
+                        src->st.dead_letters++;
+                        pthread_mutex_unlock(&src->lock);
+                }
+                msg_release(src, m);
+                return;
+        }
+        for (size_t i = 0; i < evs.n; i++) {
+                mmp_event_t *ev = evs.v[i];
+                evs.v[i] = NULL;
+                json_decref(ev->source);
+                ev->source = json_pack("{s:s, s:s, s:i, s:I}", "type", "kafka", "topic", m->part->topic, "partition",
+                                       (int)m->part->partition, "offset", (json_int_t)m->offset);
+                ev->source_opaque = m;
+                pthread_mutex_lock(&src->lock);
+                m->pending++;
+                if (ev->size > 0) {
+                        m->bytes += ev->size;
+                        src->in_flight_bytes += ev->size;
+                }
+                src->in_flight_events++;
+                src->st.events++;
+                pthread_mutex_unlock(&src->lock);
+                mmp_engine_submit(src->engine, ev);
+        }
+        mmp_s3_events_clear(&evs);
+        msg_release(src, m);
+}
+
+/* Pauses every assigned partition when too much is in flight, resumes at
+ * half: polling goes on either way, so the group never sees a stalled member. */
+static void backpressure(mmp_kafka_source_t *src) {
+        int over, under, paused;
+        pthread_mutex_lock(&src->lock);
+        over = src->in_flight_events >= src->s.max_in_flight_events ||
+               src->in_flight_bytes >= src->s.max_in_flight_bytes;
+        under = src->in_flight_events <= src->s.max_in_flight_events / 2 &&
+                src->in_flight_bytes <= src->s.max_in_flight_bytes / 2;
+        paused = src->paused;
+        if (!paused && over) {
+                src->paused = 1;
+                src->st.paused_times++;
+        } else if (paused && under) {
+                src->paused = 0;
+        }
+        pthread_mutex_unlock(&src->lock);
+        if (!paused && over) {
+                mmp_debug("kafka", "pausing: %ld events / %lld bytes in flight", src->in_flight_events,
+                          src->in_flight_bytes);
+                set_pause(src, 1);
+        } else if (paused && under) {
+                mmp_debug("kafka", "resuming");
+                set_pause(src, 0);
+        }
+}
+
+static int subscribe(mmp_kafka_source_t *src) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)src->s.n_topics);
+        rd_kafka_resp_err_t e;
+        for (size_t i = 0; i < src->s.n_topics; i++)
+                rd_kafka_topic_partition_list_add(l, src->s.topics[i], RD_KAFKA_PARTITION_UA);
+        e = rd_kafka_subscribe(src->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (e) {
+                mmp_err("kafka", "cannot subscribe to kafka.topics: %s", rd_kafka_err2str(e));
+                return -1;
+        }
+        return 0;
+}
+
+static void poll_once(mmp_kafka_source_t *src, int timeout_ms, int take) {
+        rd_kafka_message_t *rm = rd_kafka_consumer_poll(src->rk, timeout_ms);
+        if (!rm)
+                return;
+        if (rm->err) {
+                if (rm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        mmp_warn("kafka", "consumer: %s", rd_kafka_message_errstr(rm));
+        } else if (take) {
+                handle_message(src, rm);
+        } else {
+                /* Draining: do not start it; it is consumed again later
+                 * because its offset is never stored. */
+        }
+        rd_kafka_message_destroy(rm);
+}
+
+int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile sig_atomic_t *stop,
+                         void (*progress)(const mmp_kafka_stats_t *, int, void *), void *popaque) {
+        mmp_kafka_stats_t st;
+        int64_t last_store = 0, deadline;
+        src->engine = engine;
+        if (subscribe(src))
+                return -1;
+        mmp_info("kafka", "consuming %s%s as group %s from %s", src->s.topics[0], src->s.n_topics > 1 ? " ..." : "",
+                 src->s.group, src->s.brokers);
+        while (!*stop) {
+                poll_once(src, 100, 1);
+                backpressure(src);
+                if (mmp_now_ms() - last_store >= 100) {
+                        store_offsets(src, NULL);
+                        last_store = mmp_now_ms();
+                        if (progress) {
+                                mmp_kafka_source_stats(src, &st);
+                                progress(&st, 0, popaque);
+                        }
+                }
+        }
+        /* Drain: take nothing new, keep polling (heartbeats, rebalances),
+         * let what is in flight finish, store and commit it, leave. */
+        mmp_info("kafka", "draining: up to %ld ms for the events in flight", src->s.drain_timeout_ms);
+        set_pause(src, 1);
+        deadline = mmp_now_ms() + src->s.drain_timeout_ms;
+        for (;;) {
+                mmp_kafka_source_stats(src, &st);
+                if (!st.in_flight_events || mmp_now_ms() >= deadline)
+                        break;
+                poll_once(src, 50, 0);
+                store_offsets(src, NULL);
+        }
+        store_offsets(src, NULL);
+        if (st.in_flight_events)
+                mmp_warn("kafka", "%ld events still in flight at the drain deadline: they finish, but their offsets "
+                                  "are not committed (they will be consumed again)",
+                         st.in_flight_events);
+        rd_kafka_resp_err_t ce = rd_kafka_commit(src->rk, NULL, 0);
+        if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                mmp_warn("kafka", "final commit: %s", rd_kafka_err2str(ce));
+        rd_kafka_consumer_close(src->rk);
+        if (progress) {
+                mmp_kafka_source_stats(src, &st);
+                progress(&st, 1, popaque);
+        }
+        return 0;
+}
+#endif /* MMP_WITH_KAFKA */

@@ -1,0 +1,315 @@
+/*
+ * S3 event notifications: AWS Records[] (several per message, URL-encoded
+ * keys, versions, removals, skipped kinds), s3:TestEvent, MinIO's forms,
+ * the simple form, and the exact reason for each malformed message.
+ * Single-threaded.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sources/s3_event.h"
+
+static char err[1024];
+
+static void parse_ok(const char *json, mmp_s3_events_t *out) {
+        err[0] = '\0';
+        if (mmp_s3_events_parse(json, strlen(json), out, err, sizeof(err)))
+                fail_msg("parse failed: %s\n%s", err, json);
+}
+
+static void parse_bad(const char *json, const char *want) {
+        mmp_s3_events_t out;
+        err[0] = '\0';
+        assert_int_equal(mmp_s3_events_parse(json, strlen(json), &out, err, sizeof(err)), -1);
+        assert_string_equal(err, want);
+        assert_int_equal(out.n, 0);
+        assert_null(out.v);
+}
+
+/* One AWS record with the given name, key, size and extras (JSON fragments). */
+static char *record(const char *name, const char *bucket, const char *key, const char *object_extra) {
+        char *s;
+        assert_true(asprintf(&s,
+                             "{\"eventVersion\":\"2.1\",\"eventSource\":\"aws:s3\",\"awsRegion\":\"eu-west-1\","
+                             "\"eventTime\":\"2024-01-02T03:04:05.678Z\",\"eventName\":\"%s\","
+                             "\"s3\":{\"s3SchemaVersion\":\"1.0\",\"bucket\":{\"name\":\"%s\",\"arn\":\"arn:aws:s3:::%s\"},"
+                             "\"object\":{\"key\":\"%s\"%s}}}",
+                             name, bucket, bucket, key, object_extra) > 0);
+        return s;
+}
+
+static void test_aws_single(void **state) {
+        mmp_s3_events_t out;
+        char *rec = record("ObjectCreated:Put", "media", "photos/cat.jpg",
+                           ",\"size\":1024,\"eTag\":\"0123456789abcdef0123456789abcdef\",\"sequencer\":\"0A1B\"");
+        char *msg;
+        assert_true(asprintf(&msg, "{\"Records\":[%s]}", rec) > 0);
+        parse_ok(msg, &out);
+        assert_int_equal(out.test_event, 0);
+        assert_int_equal(out.n, 1);
+        mmp_event_t *ev = out.v[0];
+        assert_int_equal(ev->kind, MMP_EVENT_CREATED);
+        assert_string_equal(ev->bucket, "media");
+        assert_string_equal(ev->key, "photos/cat.jpg");
+        assert_string_equal(ev->url, "s3://media/photos/cat.jpg");
+        assert_string_equal(ev->event_name, "ObjectCreated:Put");
+        assert_string_equal(ev->etag, "0123456789abcdef0123456789abcdef");
+        assert_string_equal(ev->version, "0123456789abcdef0123456789abcdef"); /* no versionId: the ETag */
+        assert_string_equal(ev->id, "s3://media/photos/cat.jpg@0123456789abcdef0123456789abcdef");
+        assert_int_equal(ev->size, 1024);
+        assert_int_equal(ev->time_ms, 1704164645678LL); /* 2024-01-02T03:04:05.678Z */
+        assert_null(ev->content_type);
+        assert_null(ev->source);
+        /* original is the record itself, not the whole message */
+        assert_non_null(ev->original);
+        assert_string_equal(json_string_value(json_object_get(ev->original, "eventName")), "ObjectCreated:Put");
+        assert_null(json_object_get(ev->original, "Records"));
+        mmp_s3_events_clear(&out);
+        assert_int_equal(out.n, 0);
+        free(msg);
+        free(rec);
+}
+
+static void test_aws_several_records(void **state) {
+        mmp_s3_events_t out;
+        char *a = record("ObjectCreated:Put", "b1", "a.txt", ",\"size\":1,\"eTag\":\"e1\",\"versionId\":\"v1\"");
+        char *b = record("ObjectRemoved:Delete", "b2", "dir/b.txt", ",\"versionId\":\"v2\"");
+        char *c = record("ObjectRestore:Completed", "b3", "c.txt", ",\"size\":3");
+        char *d = record("s3:ObjectCreated:CompleteMultipartUpload", "b4", "d.bin", ",\"size\":4,\"eTag\":\"e4-2\"");
+        char *e = record("ObjectRemoved:DeleteMarkerCreated", "b5", "e.txt", ",\"versionId\":\"null\"");
+        char *msg;
+        assert_true(asprintf(&msg, "{\"Records\":[%s,%s,%s,%s,%s]}", a, b, c, d, e) > 0);
+        parse_ok(msg, &out);
+        assert_int_equal(out.n, 4); /* the restore is skipped */
+
+        assert_int_equal(out.v[0]->kind, MMP_EVENT_CREATED);
+        assert_string_equal(out.v[0]->version, "v1");
+        assert_string_equal(out.v[0]->etag, "e1");
+        assert_string_equal(out.v[0]->id, "s3://b1/a.txt@v1");
+
+        assert_int_equal(out.v[1]->kind, MMP_EVENT_REMOVED);
+        assert_string_equal(out.v[1]->bucket, "b2");
+        assert_string_equal(out.v[1]->key, "dir/b.txt");
+        assert_string_equal(out.v[1]->event_name, "ObjectRemoved:Delete");
+        assert_int_equal(out.v[1]->size, -1);
+        assert_null(out.v[1]->etag);
+        assert_string_equal(out.v[1]->id, "s3://b2/dir/b.txt@v2");
+
+        /* "s3:" prefix (MinIO, EventBridge-style names) is dropped */
+        assert_int_equal(out.v[2]->kind, MMP_EVENT_CREATED);
+        assert_string_equal(out.v[2]->event_name, "ObjectCreated:CompleteMultipartUpload");
+        assert_string_equal(out.v[2]->id, "s3://b4/d.bin@e4-2");
+        assert_int_equal(out.v[2]->size, 4);
+
+        /* versionId "null" (unversioned writes) names no version: no ETag either, so no '@' */
+        assert_int_equal(out.v[3]->kind, MMP_EVENT_REMOVED);
+        assert_null(out.v[3]->version);
+        assert_string_equal(out.v[3]->id, "s3://b5/e.txt");
+        mmp_s3_events_clear(&out);
+        free(msg);
+        free(a), free(b), free(c), free(d), free(e);
+}
+
+static void test_key_decoding(void **state) {
+        mmp_s3_events_t out;
+        char *rec = record("ObjectCreated:Put", "b", "a%2Fb+c%C3%A9.txt", ",\"size\":5");
+        char *msg;
+        assert_true(asprintf(&msg, "{\"Records\":[%s]}", rec) > 0);
+        parse_ok(msg, &out);
+        assert_int_equal(out.n, 1);
+        assert_string_equal(out.v[0]->key, "a/b c\xc3\xa9.txt");
+        assert_string_equal(out.v[0]->url, "s3://b/a/b c\xc3\xa9.txt");
+        assert_string_equal(out.v[0]->id, "s3://b/a/b c\xc3\xa9.txt");
+        /* the original keeps the key as it came */
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(json_object_get(out.v[0]->original, "s3"), "object"), "key")),
+            "a%2Fb+c%C3%A9.txt");
+        mmp_s3_events_clear(&out);
+        free(msg);
+        free(rec);
+
+        char k1[] = "x%2bplus%20space+sp%7E", k2[] = "bad%2", k3[] = "bad%zz", k4[] = "nul%00", k5[] = "trail%";
+        assert_int_equal(mmp_s3_key_decode(k1), 0);
+        assert_string_equal(k1, "x+plus space sp~");
+        assert_int_equal(mmp_s3_key_decode(k2), -1);
+        assert_int_equal(mmp_s3_key_decode(k3), -1);
+        assert_int_equal(mmp_s3_key_decode(k4), -1);
+        assert_int_equal(mmp_s3_key_decode(k5), -1);
+}
+
+static void test_test_event(void **state) {
+        mmp_s3_events_t out;
+        parse_ok("{\"Service\":\"Amazon S3\",\"Event\":\"s3:TestEvent\",\"Time\":\"2024-01-02T03:04:05.000Z\","
+                 "\"Bucket\":\"media\",\"RequestId\":\"R\",\"HostId\":\"H\"}",
+                 &out);
+        assert_int_equal(out.test_event, 1);
+        assert_int_equal(out.n, 0);
+        mmp_s3_events_clear(&out);
+        /* An empty Records list is a valid message with nothing to do. */
+        parse_ok("{\"Records\":[]}", &out);
+        assert_int_equal(out.test_event, 0);
+        assert_int_equal(out.n, 0);
+        mmp_s3_events_clear(&out);
+}
+
+static void test_minio(void **state) {
+        mmp_s3_events_t out;
+        /* MinIO's Kafka target: EventName, Key (decoded) and Records (encoded), with contentType */
+        parse_ok("{\"EventName\":\"s3:ObjectCreated:Put\",\"Key\":\"photos/a b.png\",\"Records\":[{"
+                 "\"eventVersion\":\"2.0\",\"eventSource\":\"minio:s3\",\"awsRegion\":\"\","
+                 "\"eventTime\":\"2019-10-22T09:27:27Z\",\"eventName\":\"s3:ObjectCreated:Put\","
+                 "\"s3\":{\"bucket\":{\"name\":\"photos\"},\"object\":{\"key\":\"a+b.png\",\"size\":224662,"
+                 "\"eTag\":\"5fc7298143efe1276d39a3466d4e255f-1\",\"contentType\":\"image/png\","
+                 "\"versionId\":\"1\",\"sequencer\":\"15CFEDF8D5304D1A\"}}}]}",
+                 &out);
+        assert_int_equal(out.n, 1);
+        assert_string_equal(out.v[0]->bucket, "photos");
+        assert_string_equal(out.v[0]->key, "a b.png");
+        assert_string_equal(out.v[0]->content_type, "image/png");
+        assert_string_equal(out.v[0]->version, "1");
+        assert_string_equal(out.v[0]->event_name, "ObjectCreated:Put");
+        assert_int_equal(out.v[0]->time_ms, 1571736447000LL);
+        mmp_s3_events_clear(&out);
+
+        /* A generic binary type says nothing: left for HEAD and libmagic */
+        parse_ok("{\"Records\":[{\"eventName\":\"s3:ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},"
+                 "\"object\":{\"key\":\"x\",\"contentType\":\"application/octet-stream\"}}}]}",
+                 &out);
+        assert_int_equal(out.n, 1);
+        assert_null(out.v[0]->content_type);
+        assert_int_equal(out.v[0]->time_ms, 0);
+        mmp_s3_events_clear(&out);
+
+        /* Without Records: Key split at the first '/', not decoded again (MinIO decoded it) */
+        parse_ok("{\"EventName\":\"s3:ObjectRemoved:Delete\",\"Key\":\"bkt/dir/100%+sure.txt\"}", &out);
+        assert_int_equal(out.n, 1);
+        assert_int_equal(out.v[0]->kind, MMP_EVENT_REMOVED);
+        assert_string_equal(out.v[0]->bucket, "bkt");
+        assert_string_equal(out.v[0]->key, "dir/100%+sure.txt");
+        assert_string_equal(out.v[0]->id, "s3://bkt/dir/100%+sure.txt");
+        assert_non_null(json_object_get(out.v[0]->original, "EventName"));
+        mmp_s3_events_clear(&out);
+
+        parse_ok("{\"EventName\":\"s3:ObjectAccessed:Get\",\"Key\":\"bkt/x\"}", &out);
+        assert_int_equal(out.n, 0);
+        mmp_s3_events_clear(&out);
+}
+
+static void test_simple_form(void **state) {
+        mmp_s3_events_t out;
+        /* not URL-decoded; a file_type with '/' is the declared content type */
+        parse_ok("{\"bucket\":\"in\",\"key\":\"docs/a+b%20c.pdf\",\"file_type\":\"application/pdf\"}", &out);
+        assert_int_equal(out.n, 1);
+        mmp_event_t *ev = out.v[0];
+        assert_int_equal(ev->kind, MMP_EVENT_CREATED);
+        assert_string_equal(ev->key, "docs/a+b%20c.pdf");
+        assert_string_equal(ev->url, "s3://in/docs/a+b%20c.pdf");
+        assert_string_equal(ev->id, "s3://in/docs/a+b%20c.pdf");
+        assert_string_equal(ev->content_type, "application/pdf");
+        assert_string_equal(ev->event_name, "ObjectCreated");
+        assert_null(ev->version);
+        assert_int_equal(ev->size, -1);
+        assert_string_equal(json_string_value(json_object_get(ev->original, "file_type")), "application/pdf");
+        mmp_s3_events_clear(&out);
+
+        /* a bare kind ("video") is kept in the original only */
+        parse_ok("{\"bucket\":\"in\",\"key\":\"v.mp4\",\"file_type\":\"video\"}", &out);
+        assert_int_equal(out.n, 1);
+        assert_null(out.v[0]->content_type);
+        assert_string_equal(json_string_value(json_object_get(out.v[0]->original, "file_type")), "video");
+        mmp_s3_events_clear(&out);
+
+        parse_ok("{\"bucket\":\"in\",\"key\":\"k\"}", &out);
+        assert_int_equal(out.n, 1);
+        mmp_s3_events_clear(&out);
+}
+
+static void test_time_forms(void **state) {
+        mmp_s3_events_t out;
+        static const struct {
+                const char *time;
+                long long ms;
+        } cases[] = {
+            {"1970-01-01T00:00:00Z", 0},
+            {"2024-02-29T23:59:59.999Z", 1709251199999LL},
+            {"2024-01-02T04:04:05+01:00", 1704164645000LL},
+            {"2024-01-02T03:04:05", 1704164645000LL},
+            {"2024-01-02T03:04:05.5Z", 1704164645500LL},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char *msg;
+                assert_true(asprintf(&msg,
+                                     "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"eventTime\":\"%s\","
+                                     "\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":\"k\"}}}]}",
+                                     cases[i].time) > 0);
+                parse_ok(msg, &out);
+                assert_int_equal(out.v[0]->time_ms, cases[i].ms);
+                mmp_s3_events_clear(&out);
+                free(msg);
+        }
+}
+
+#define REC(name, object) \
+        "{\"Records\":[{\"eventName\":" name ",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":" object "}}]}"
+
+static void test_malformed(void **state) {
+        parse_bad("{\"Records\":[", "not JSON: line 1 column 12: ']' expected near end of file");
+        parse_bad("", "not JSON: line 1 column 0: '[' or '{' expected near end of file");
+        parse_bad("[1,2]", "message: expected a JSON object, got [1,2]");
+        parse_bad("{\"hello\":1}",
+                  "not an S3 event notification (no Records, no EventName and Key, no bucket and key)");
+        parse_bad("{\"Records\":{}}", "Records: expected an array, got {}");
+        parse_bad("{\"Records\":[7]}", "Records[0]: expected an object, got 7");
+        parse_bad("{\"Records\":[{}]}", "Records[0].eventName is missing");
+        parse_bad("{\"Records\":[{\"eventName\":5}]}", "Records[0].eventName: expected a string, got 5");
+        parse_bad("{\"Records\":[{\"eventName\":\"ObjectCreated:Put\"}]}", "Records[0].s3 is missing");
+        parse_bad("{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{},\"object\":{}}}]}",
+                  "Records[0].s3.bucket.name is missing");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{}"), "Records[0].s3.object.key is missing");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"\"}"), "Records[0].s3.object.key is empty");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":[\"k\"]}"),
+                  "Records[0].s3.object.key: expected a string, got [\"k\"]");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"k\",\"size\":\"12\"}"),
+                  "Records[0].s3.object.size: expected a non-negative integer, got \"12\"");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"k\",\"size\":-1}"),
+                  "Records[0].s3.object.size: expected a non-negative integer, got -1");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"k\",\"eTag\":42}"),
+                  "Records[0].s3.object.eTag: expected a string, got 42");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"k\",\"versionId\":true}"),
+                  "Records[0].s3.object.versionId: expected a string, got true");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"bad%zzkey\"}"),
+                  "Records[0].s3.object.key: malformed URL encoding in \"bad%zzkey\"");
+        parse_bad("{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"eventTime\":\"yesterday\","
+                  "\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":\"k\"}}}]}",
+                  "Records[0].eventTime: expected an ISO 8601 time, got \"yesterday\"");
+        parse_bad("{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":\"b\",\"object\":{}}}]}",
+                  "Records[0].s3.bucket: expected an object, got \"b\"");
+        /* one bad record fails the whole message (it goes to dead letters whole) */
+        parse_bad("{\"Records\":[" "{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},"
+                  "\"object\":{\"key\":\"ok\"}}},{\"eventName\":\"ObjectCreated:Put\"}]}",
+                  "Records[1].s3 is missing");
+        parse_bad("{\"EventName\":\"s3:ObjectCreated:Put\",\"Key\":\"nobucket\"}",
+                  "Key: expected \"BUCKET/OBJECT\", got \"nobucket\"");
+        parse_bad("{\"EventName\":\"s3:ObjectCreated:Put\"}", "Key is missing");
+        parse_bad("{\"bucket\":\"b\"}", "key is missing");
+        parse_bad("{\"key\":\"k\"}", "bucket is missing");
+        parse_bad("{\"bucket\":\"b\",\"key\":3}", "key: expected a string, got 3");
+        parse_bad("{\"bucket\":\"b\",\"key\":\"k\",\"file_type\":[]}", "file_type: expected a string, got []");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_aws_single),   cmocka_unit_test(test_aws_several_records),
+            cmocka_unit_test(test_key_decoding), cmocka_unit_test(test_test_event),
+            cmocka_unit_test(test_minio),        cmocka_unit_test(test_simple_form),
+            cmocka_unit_test(test_time_forms),   cmocka_unit_test(test_malformed),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
