@@ -3,6 +3,9 @@
  * what is wrong with it, what this build can do. Main thread.
  */
 #include <curl/curl.h>
+#ifdef MMP_WITH_KAFKA
+#include <librdkafka/rdkafka.h>
+#endif
 #include <jansson.h>
 #include <luajit.h>
 #include <magic.h>
@@ -126,8 +129,12 @@ int mmp_cmd_version(int argc, char **argv) {
         printf("  folder source    yes (scan, inotify watch)\n");
         printf("  content types    yes (libmagic %d)\n", magic_version());
         printf("  http client      yes (%s)\n", curl_version());
-        printf("  kafka source     no (not supported in this build)\n");
-        printf("  s3 fetch         no (not supported in this build)\n");
+#ifdef MMP_WITH_KAFKA
+        printf("  kafka source     yes (librdkafka %s, dead-letter topic, mmpipe replay)\n", rd_kafka_version_str());
+#else
+        printf("  kafka source     no (not supported in this build: librdkafka was not found)\n");
+#endif
+        printf("  s3 fetch         yes (SigV4, shared credentials, HEAD, streamed, retries); http(s) fetch yes\n");
         printf("  mongodb sink     no (not supported in this build)\n");
         printf("  sagemaker invoke no (not supported in this build)\n");
         return MMP_EXIT_OK;

@@ -118,11 +118,13 @@ struct mmp_xfer {
 };
 
 /* Runs x with retries (5xx, 429, S3 SlowDown/InternalError/RequestTimeout,
- * connection errors and stalls) and backoff with full jitter. NULL when the
- * final answer is 2xx, else a failure (stage fetch) with attempts set: 404
- * is MMP_ERR_NOT_FOUND, other 4xx and 3xx MMP_ERR_IO, both permanent; a
- * body over max_bytes is a permanent MMP_ERR_BAD_INPUT; exhausted retries
- * are retriable (MMP_ERR_TIMEOUT for timeouts, MMP_ERR_IO otherwise). */
+ * connection errors and stalls) and backoff with full jitter. Blocks: worker
+ * threads only. NULL when the final answer is 2xx, else a failure (stage
+ * fetch, caller owns it) with attempts set: 404 is MMP_ERR_NOT_FOUND, other
+ * 4xx and 3xx MMP_ERR_IO, both permanent; a body over max_bytes is a
+ * permanent MMP_ERR_BAD_INPUT; exhausted retries are retriable
+ * (MMP_ERR_TIMEOUT for timeouts and stalls, MMP_ERR_IO otherwise), and so
+ * are a failed temp-file write and a cancel (not retried here). */
 mmp_failure_t *mmp_xfer_run(mmp_xfer_t *x);
 
 /* ---- shared by fetch.c (which defines them) and s3.c ---- */

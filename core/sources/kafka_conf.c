@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sources/kafka_int.h"
+#include "util/log.h"
 
 static const char *const known_keys[] = {"brokers", "topics", "group", "dead_letter_topic",
                                          "max_in_flight_events", "max_in_flight_mb", "drain_timeout_ms",
@@ -166,8 +167,22 @@ static int apply_props(rd_kafka_conf_t *c, const json_t *props, const char *wher
         return 0;
 }
 
+/* librdkafka's own log lines, through ours (syslog levels: 0-3 error,
+ * 4 warning, 5-6 info, 7 debug). */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+        mmp_log_level_t l = level <= 3 ? MMP_LOG_ERROR : level == 4 ? MMP_LOG_WARN : level <= 6 ? MMP_LOG_INFO
+                                                                                               : MMP_LOG_DEBUG;
+        (void)rk;
+        /* Shared "properties" are given to both clients; librdkafka warns
+         * that the producer ignores the consumer's. That is expected. */
+        if (!strcmp(fac, "CONFWARN") && strstr(buf, "will be ignored by this"))
+                l = MMP_LOG_DEBUG;
+        mmp_log(l, "rdkafka", "%s: %s", fac, buf);
+}
+
 rd_kafka_conf_t *mmp_kafka_conf_new(const mmp_kafka_settings_t *s, int consumer, char *err, size_t n) {
         rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set_log_cb(c, on_log);
         /* At-least-once with out-of-order completion: the source stores each
          * partition's offset itself once everything below it is done, and
          * librdkafka commits what was stored. Bounded prefetch keeps memory

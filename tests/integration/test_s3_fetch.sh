@@ -10,7 +10,7 @@
 S3_TOOL="$MMP_SOURCE_DIR/tests/tools/s3_server.sh"
 
 # ---- config errors name the key path ----
-check_config() { # json expected-rc
+check_config() { # json: runs `mmpipe check` on it; sets RC
         printf '%s\n' "$1" >"$T/c.json"
         run_mmp "$T/out" "$T/err" check --config "$T/c.json" --plugins "$TEXT_PLUGINS"
 }
@@ -52,7 +52,10 @@ fi
 assert_contains "$(cat "$T/s3.err2")" "already running" "second start"
 
 # ---- the fetch tests against this stand-in ----
-MMP_TEST_S3_ENDPOINT="$endpoint" timeout -k 5 120 "$MMP_BUILD_DIR/tests/test_fetch_s3" >"$T/unit.out" 2>&1 ||
+MMP_TEST_S3_ENDPOINT="$endpoint" \
+        MMP_TEST_S3_ACCESS_KEY=$(sed -n 's/^access_key=//p' "$T/s3.out") \
+        MMP_TEST_S3_SECRET_KEY=$(sed -n 's/^secret_key=//p' "$T/s3.out") \
+        timeout -k 5 120 "$MMP_BUILD_DIR/tests/test_fetch_s3" >"$T/unit.out" 2>&1 ||
         fail "test_fetch_s3 against $endpoint failed:
 $(tail -40 "$T/unit.out")"
 assert_contains "$(cat "$T/unit.out")" "PASSED" "test_fetch_s3 with MMP_TEST_S3_ENDPOINT"

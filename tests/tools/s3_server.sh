@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts and stops an S3 stand-in for the tests (TESTING.md): moto_server when
 # it is installed (the machine image's Python has it; else `pip install
-# 'moto[server]'`), otherwise s3rver from npm. Bound to 127.0.0.1 on a free
-# port; readiness is polled, never slept for.
+# 'moto[server]'`), otherwise s3rver from npm (MMP_S3_SERVER=s3rver forces it).
+# Bound to 127.0.0.1 on a free port; readiness is polled, never slept for.
 #
 #   s3_server.sh start DIR   # prints endpoint=http://127.0.0.1:PORT, kind=...,
 #                            # access_key=..., secret_key=...; DIR/s3_server.pid
@@ -30,8 +30,10 @@ free_port() {
 
 # The command line of the stand-in for port $1, and its credentials.
 choose_server() {
-        local port=$1
-        if command -v moto_server >/dev/null 2>&1; then
+        local port=$1 want=${MMP_S3_SERVER:-auto}
+        if [[ $want == s3rver ]]; then
+                choose_s3rver "$port"
+        elif command -v moto_server >/dev/null 2>&1; then
                 KIND=moto
                 SERVER=(moto_server -H 127.0.0.1 -p "$port")
                 KEY=test SECRET=test
@@ -40,19 +42,24 @@ choose_server() {
                 SERVER=(python3 -m moto.server -H 127.0.0.1 -p "$port")
                 KEY=test SECRET=test
         else
-                KIND=s3rver
-                if [[ ! -x $dir/npm/node_modules/.bin/s3rver ]]; then
-                        command -v npm >/dev/null 2>&1 || {
-                                echo "s3_server: neither moto_server nor npm is installed" >&2
-                                exit 1
-                        }
-                        echo "s3_server: moto_server not found; installing s3rver@3.7.1 from npm" >&2
-                        npm install --silent --no-audit --no-fund --prefix "$dir/npm" s3rver@3.7.1 >&2
-                fi
-                mkdir -p "$dir/s3rver-data"
-                SERVER=("$dir/npm/node_modules/.bin/s3rver" -a 127.0.0.1 -p "$port" -d "$dir/s3rver-data" --silent)
-                KEY=S3RVER SECRET=S3RVER
+                choose_s3rver "$port"
         fi
+}
+
+choose_s3rver() {
+        local port=$1
+        KIND=s3rver
+        if [[ ! -x $dir/npm/node_modules/.bin/s3rver ]]; then
+                command -v npm >/dev/null 2>&1 || {
+                        echo "s3_server: neither moto_server nor npm is installed" >&2
+                        exit 1
+                }
+                echo "s3_server: installing s3rver@3.7.1 from npm into $dir/npm" >&2
+                npm install --silent --no-audit --no-fund --prefix "$dir/npm" s3rver@3.7.1 >&2
+        fi
+        mkdir -p "$dir/s3rver-data"
+        SERVER=("$dir/npm/node_modules/.bin/s3rver" -a 127.0.0.1 -p "$port" -d "$dir/s3rver-data" --silent)
+        KEY=S3RVER SECRET=S3RVER
 }
 
 # Any HTTP answer at all means the server is up.
