@@ -169,8 +169,11 @@ long mmp_kafka_replay(const mmp_config_t *cfg, const char *error_class, const ch
 
         if (mmp_kafka_settings_read(cfg, &s, err, n))
                 return -1;
-        /* Its own group: replay progress is separate from the consumers'. */
-        snprintf(group, sizeof(group), "%s.replay", s.group);
+        /* Its own group per filter: replay progress is separate from the
+         * consumers', and `replay --error-class X` run again takes only the
+         * X dead letters that arrived since, whatever other replays did. */
+        snprintf(group, sizeof(group), "%s.replay%s%s%s%s", s.group, error_class ? ".class=" : "",
+                 error_class ? error_class : "", pipeline ? ".pipeline=" : "", pipeline ? pipeline : "");
         free(s.group);
         s.group = strdup(group);
         if (!(cc = mmp_kafka_conf_new(&s, 1, err, n)) || !(pc = mmp_kafka_conf_new(&s, 0, err, n)))
@@ -254,7 +257,17 @@ long mmp_kafka_replay(const mmp_config_t *cfg, const char *error_class, const ch
                         goto fail;
                 }
                 /* Only now, with every copy acknowledged, move past them. */
-                rd_kafka_commit(consumer, NULL, 0);
+                rd_kafka_position(consumer, parts);
+                for (int i = 0; i < parts->cnt; i++)
+                        if (parts->elems[i].offset < 0) /* nothing read there: leave it */
+                                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+                rd_kafka_resp_err_t ce = rd_kafka_commit(consumer, parts, 0);
+                if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+                        snprintf(err, n, "kafka: replayed, but committing the replay position failed: %s "
+                                         "(the next replay repeats these; documents are idempotent)",
+                                 rd_kafka_err2str(ce));
+                        goto fail;
+                }
         }
         mmp_info("replay", "%ld of %ld dead letters %s", replayed, seen, dry_run ? "would be replayed" : "replayed");
         rd_kafka_topic_partition_list_destroy(parts);
