@@ -219,7 +219,16 @@ static void remove_object(mmp_engine_t *e, mmp_event_t *ev) {
         }
 }
 
-/* Worker thread: fetch, route, hand to a lane. */
+static size_t route(mmp_engine_t *e, const mmp_event_t *ev, size_t *idx) {
+        size_t matched = 0;
+        for (size_t i = 0; i < e->n_pipelines && matched < 256; i++)
+                if (mmp_match_accepts(&e->pipelines[i]->match, ev))
+                        idx[matched++] = i;
+        return matched;
+}
+
+/* Worker thread: route, fetch when a pipeline needs the bytes, route
+ * again, hand to a lane. */
 static void fetch_job_run(mmp_job_t *job) {
         fetch_job_t *fj = (fetch_job_t *)((char *)job - offsetof(fetch_job_t, job));
         mmp_engine_t *e = fj->engine;
@@ -235,13 +244,24 @@ static void fetch_job_run(mmp_job_t *job) {
                         event_done(e, ev);
                 return;
         }
-        if ((f = mmp_fetch(ev))) {
-                event_fail_early(e, ev, f);
-                return;
+        /* Route on what the event declares before fetching anything: objects
+         * no pipeline wants are never downloaded, and pipelines that only
+         * need metadata (fetch = false) get the event without the bytes. */
+        if (!ev->content_type && ev->key && mmp_content_type_from_name(ev->key))
+                mmp_event_set(&ev->content_type, mmp_content_type_from_name(ev->key));
+        int need_bytes = !ev->content_type;
+        if (ev->content_type) {
+                matched = route(e, ev, idx);
+                for (size_t i = 0; i < matched; i++)
+                        need_bytes |= e->pipelines[idx[i]]->fetch;
         }
-        for (size_t i = 0; i < e->n_pipelines && matched < 256; i++)
-                if (mmp_match_accepts(&e->pipelines[i]->match, ev))
-                        idx[matched++] = i;
+        if (need_bytes) {
+                if ((f = mmp_fetch(ev))) {
+                        event_fail_early(e, ev, f);
+                        return;
+                }
+                matched = route(e, ev, idx); /* again, with size and detected type known */
+        }
         if (!matched) {
                 mmp_info("route", "%s: no pipeline matches (content type %s)", ev->id,
                          ev->content_type ? ev->content_type : "unknown");

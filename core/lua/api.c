@@ -187,7 +187,7 @@ static int l_b64_decode(lua_State *L) {
 
 /* Fields a pipeline table may have, and what each must be. */
 static int check_pipeline_table(lua_State *L, int idx) {
-        static const char *const known[] = {"name", "match", "destination", "handler", "description", NULL};
+        static const char *const known[] = {"name", "match", "destination", "handler", "description", "fetch", NULL};
         lua_pushnil(L);
         while (lua_next(L, idx)) {
                 int ok = 0;
@@ -196,7 +196,7 @@ static int check_pipeline_table(lua_State *L, int idx) {
                         ok |= !strcmp(lua_tostring(L, -1), known[i]);
                 if (!ok)
                         return luaL_error(L, "mmpipe.pipeline: unknown field \"%s\" (known: name, match, "
-                                             "destination, handler, description)",
+                                             "destination, handler, description, fetch)",
                                           lua_tostring(L, -1));
         }
         lua_getfield(L, idx, "name");
@@ -384,6 +384,16 @@ int mmp_lua_pipeline_from_table(lua_State *L, int idx, const char *file, mmp_pip
         p = calloc(1, sizeof(*p));
         lua_getfield(L, idx, "name");
         p->name = strdup(lua_tostring(L, -1));
+        lua_getfield(L, idx, "fetch");
+        p->fetch = lua_isnil(L, -1) || lua_toboolean(L, -1);
+        if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
+                snprintf(err, n, "%s%spipeline \"%s\": `fetch` must be true or false", file ? file : "",
+                         file ? ": " : "", p->name);
+                lua_settop(L, top);
+                mmp_pipeline_free(p);
+                return -1;
+        }
+        lua_pop(L, 1);
         lua_getfield(L, idx, "match");
         lua_getfield(L, idx, "destination");
         if (read_match(L, top + 2, &p->match, why, sizeof(why)) ||

@@ -33,6 +33,7 @@ typedef struct mmp_pipeline {
         char *connection; /* NULL = the config's default_connection */
         char *collection;
         json_t *metadata; /* merged into each document's "metadata"; may be NULL */
+        int fetch;        /* the handler reads the object's bytes (`fetch = false`: metadata only) */
 } mmp_pipeline_t;
 
 /* Does the pipeline take this event? (content type, key, size) */

@@ -2,16 +2,17 @@
 // CongoDB from @push.rocks/smartmongo 2.2.0 on 127.0.0.1, with its hello handler patched at
 // run time to behave like mongod's, so pooled drivers do not spin on their monitor.
 //
-//   node congo.mjs --modules DIR --port PORT [--host 127.0.0.1] [--persist FILE]
+//   node congo.mjs --modules DIR --port PORT [--host 127.0.0.1] [--persist FILE] [--hello original]
 //
 // DIR is the node_modules folder mongo_server.sh installed. Prints "ready port=PORT" once it
 // listens. With --persist the data is kept in memory, written to FILE on SIGTERM/SIGINT and
-// read back at start: a stop + start keeps the data, a SIGKILL loses it.
+// read back at start: a stop + start keeps the data, a SIGKILL loses it. `--hello original`
+// leaves CongoDB's hello handler as it ships (to measure what the patch saves).
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 0, modules: '', persist: '' };
+  const opts = { host: '127.0.0.1', port: 0, modules: '', persist: '', hello: 'mongod' };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i].replace(/^--/, '');
     if (!(key in opts) || i + 1 >= argv.length) {
@@ -21,8 +22,9 @@ function parseArgs(argv) {
     opts[key] = argv[++i];
   }
   opts.port = Number(opts.port);
-  if (!opts.modules || !Number.isInteger(opts.port) || opts.port <= 0) {
-    console.error('congo: usage: node congo.mjs --modules DIR --port PORT [--host H] [--persist FILE]');
+  if (!opts.modules || !Number.isInteger(opts.port) || opts.port <= 0 ||
+      !['mongod', 'original'].includes(opts.hello)) {
+    console.error('congo: usage: node congo.mjs --modules DIR --port PORT [--host H] [--persist FILE] [--hello mongod|original]');
     process.exit(2);
   }
   return opts;
@@ -42,7 +44,7 @@ const { HelloHandler } = await load('server/handlers/HelloHandler.js');
 // here, so an awaitable hello is always answered after maxAwaitTimeMS.
 const processId = new congo.ObjectId();
 const originalHello = HelloHandler.prototype.handle;
-HelloHandler.prototype.handle = async function (context) {
+if (opts.hello === 'mongod') HelloHandler.prototype.handle = async function (context) {
   const command = context.command;
   const awaitable = command.topologyVersion != null && command.maxAwaitTimeMS != null;
   if (awaitable) {
