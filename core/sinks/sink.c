@@ -21,19 +21,27 @@
 #include "sink_driver.h"
 #include "util/log.h"
 
-/* A batch is whatever is queued, up to these bounds: enough to amortise a
- * transaction, small enough that one batch never holds the writer long. The
- * writer never waits to fill a batch: when the queue drains it flushes. */
+/* Default batch bounds (a driver may set its own, sink_driver.h): enough to
+ * amortise a transaction, small enough that one batch never holds the writer
+ * long. */
 #define SINK_BATCH_WRITES 512
 #define SINK_BATCH_BYTES (4u << 20)
 
 static const mmp_sink_driver_t *const drivers[] = {
     &mmp_sink_sqlite_driver,
     &mmp_sink_jsonl_driver,
+#ifdef MMP_WITH_MONGODB
+    &mmp_sink_mongodb_driver,
+#endif
 };
 
-/* Known by name, not built yet: refused with "not supported in this build". */
-static const char *const unsupported_types[] = {"mongodb"};
+/* Known by name, not built: refused with "not supported in this build". */
+static const char *const unsupported_types[] = {
+#ifndef MMP_WITH_MONGODB
+    "mongodb",
+#endif
+    NULL,
+};
 
 /* mmp_write_new allocates this; the link lets submit queue a write without
  * allocating (so it cannot fail). Only writes from mmp_write_new may be
@@ -42,25 +50,47 @@ typedef struct write_entry {
         mmp_write_t w; /* first: the public part */
         struct write_entry *next;
         size_t bytes; /* size of the documents' JSON, for the batch bound */
+        size_t cost;  /* documents, at least 1, for the batch bound */
+        int64_t queued_ms;
         char **texts; /* each document serialised at submit (NULL: not serialisable) */
         size_t n_texts;
 } write_entry_t;
 
 #define ENTRY_OF(wp) ((write_entry_t *)(void *)(wp))
 
+/* What the writer thread knows about a destination that keeps failing. */
+typedef struct outage {
+        int active;
+        int attempts;
+        int64_t since_ms;
+        char message[512]; /* the first failure's */
+} outage_t;
+
 struct mmp_sink {
         char *name;
         const mmp_sink_driver_t *driver;
         void *ctx;
         pthread_t thread;
+        mmp_sink_limits_t limits;
+        pthread_mutex_t driver_lock; /* one driver call at a time: write_batch, ensure_indexes */
+
+        /* The writer thread's own. */
+        mmp_write_t **batch;
+        mmp_failure_t **failures;
+        outage_t outage;
 
         pthread_mutex_t lock; /* protects everything below */
-        pthread_cond_t cond;
+        pthread_cond_t cond;  /* CLOCK_MONOTONIC */
         write_entry_t *head, *tail;
-        int stopping; /* mmp_sink_free called: drain, then exit */
-        int exited;   /* writer gone: late submits fail at once */
-        int waiting;  /* the writer sleeps on cond: submits must signal */
+        size_t queued_writes, queued_docs, queued_bytes;
+        mmp_sink_retry_t retry;
+        int stopping;    /* mmp_sink_free called: drain, then exit */
+        int64_t stop_ms; /* when */
+        int exited;      /* writer gone: late submits fail at once */
+        int waiting;     /* the writer sleeps on cond: WAIT_IDLE or WAIT_FILL */
 };
+
+enum { WAIT_NONE = 0, WAIT_IDLE, WAIT_FILL };
 
 static char *dup_or_null(const char *s) {
         return s ? strdup(s) : NULL;

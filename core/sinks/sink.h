@@ -1,6 +1,6 @@
 /*
  * Destinations ("sinks"): where documents go out. A sink is a named
- * connection from the config (sqlite, jsonl; mongodb later) with one writer
+ * connection from the config (sqlite, jsonl, mongodb) with one writer
  * thread that batches writes from many events and reports each write's
  * outcome back through its callback.
  *
@@ -28,8 +28,12 @@ typedef enum mmp_write_kind {
 
 typedef struct mmp_write mmp_write_t;
 
-/* Called exactly once per write, on the sink's writer thread.
- * failure: NULL on success; otherwise owned by the callee. */
+/* Called exactly once per write, on the sink's writer thread, when the write
+ * is stored (failure NULL) or has failed for good (failure owned by the
+ * callee). Retriable failures (the database down, locked, a full disk) are
+ * retried by the sink itself and never reach the callback, except for the
+ * writes still failing when mmp_sink_free gives up (failure->retriable = 1:
+ * not stored, deliver the event again later). */
 typedef void(mmp_write_done_cb)(mmp_write_t *w, mmp_failure_t *failure, void *opaque);
 
 struct mmp_write {
@@ -62,14 +66,53 @@ char *mmp_write_doc_dup(const mmp_write_t *w, size_t i);
  * Returns NULL with errstr naming the key path on failure. */
 mmp_sink_t *mmp_sink_new(const char *name, const json_t *conf, char *errstr, size_t errstr_size);
 
-/* Queues a write (takes ownership of w). Never blocks for I/O; thread-safe. */
+/* Queues a write (takes ownership of w). Never blocks for I/O; thread-safe.
+ * While the destination is down the writes wait in the queue: callers bound
+ * what they submit (the engine's in-flight limit). */
 void mmp_sink_submit(mmp_sink_t *sink, mmp_write_t *w);
+
+/* How the writer retries retriable failures: it sleeps a uniform random time
+ * in [0, min(cap_ms, base_ms * 2^attempt)] (full jitter) and tries again, as
+ * long as it takes; the writes keep their order. drain_ms bounds how long
+ * mmp_sink_free keeps retrying while the destination is still failing. */
+typedef struct mmp_sink_retry {
+        int64_t base_ms;  /* default 100 */
+        int64_t cap_ms;   /* default 10000 */
+        int64_t drain_ms; /* default 30000 */
+} mmp_sink_retry_t;
+
+#define MMP_SINK_RETRY_BASE_MS_DEFAULT 100
+#define MMP_SINK_RETRY_CAP_MS_DEFAULT 10000
+#define MMP_SINK_DRAIN_MS_DEFAULT 30000
+
+/* Replaces the retry settings (copied; values <= 0 keep their default).
+ * Any thread; takes effect at the next retry. */
+void mmp_sink_set_retry(mmp_sink_t *sink, const mmp_sink_retry_t *retry);
+
+/* Creates the indexes a pipeline declares on `collection`, if missing.
+ * indexes (borrowed) is a JSON array of objects:
+ *
+ *   [{"keys": {"metadata.type": 1, "time": -1}, "unique": false, "name": "by_type"}]
+ *
+ * keys: field paths ([A-Za-z0-9_-] segments joined by '.') to 1 (ascending)
+ * or -1 (descending), in order; unique: optional, default false; name:
+ * optional ([A-Za-z0-9_.-]+), default derived from the keys as MongoDB does
+ * ("metadata.type_1_time_-1"). mongodb: createIndexes (when the server is
+ * unreachable the indexes are created by the writer before its next write to
+ * the collection); sqlite: CREATE INDEX on json_extract(doc, '$.path');
+ * jsonl: nothing to create. Returns 0, or -1 with errstr naming the index
+ * ("collection \"c\", indexes[0].keys: ..."). Call at start-up, from any
+ * thread; it waits for the batch being written. */
+int mmp_sink_ensure_indexes(mmp_sink_t *sink, const char *collection, const json_t *indexes, char *errstr,
+                            size_t errstr_size);
 
 const char *mmp_sink_name(const mmp_sink_t *sink);
 const char *mmp_sink_type(const mmp_sink_t *sink);
 
 /* Writes everything submitted so far, calls its callbacks, stops the writer
- * thread and closes the connection. Accepts NULL. */
+ * thread and closes the connection. If the destination is failing, keeps
+ * retrying for the drain time (mmp_sink_set_retry) and then fails what is
+ * left as retriable. Accepts NULL. */
 void mmp_sink_free(mmp_sink_t *sink);
 
 #endif
