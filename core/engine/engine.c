@@ -135,7 +135,7 @@ static json_t *object_lineage(const mmp_event_t *ev) {
 /* Final form of one document: _id first, the handler's fields, metadata
  * merged under "metadata" (the document's own keys win), lineage last. */
 typedef struct lineage_parts { /* shared by every document of one store */
-        json_t *source, *object, *plugins, *event_time;
+        json_t *source, *object, *plugins, *endpoints, *event_time;
 } lineage_parts_t;
 
 static json_t *finish_doc(const mmp_pipeline_t *p, const mmp_event_t *ev, json_t *doc, size_t i, size_t n,
@@ -164,7 +164,7 @@ static json_t *finish_doc(const mmp_pipeline_t *p, const mmp_event_t *ev, json_t
         json_object_set(lin, "source", lp->source);
         json_object_set(lin, "object", lp->object);
         json_object_set(lin, "plugins", lp->plugins);
-        json_object_set_new(lin, "endpoints", json_array());
+        json_object_set(lin, "endpoints", lp->endpoints);
         json_object_set(lin, "event_time", lp->event_time);
         json_object_set_new(lin, "index", json_integer((json_int_t)i));
         json_object_set_new(lin, "count", json_integer((json_int_t)n));
@@ -175,6 +175,7 @@ static json_t *finish_doc(const mmp_pipeline_t *p, const mmp_event_t *ev, json_t
 void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *wrapper) {
         const mmp_pipeline_t *p = e->pipelines[pidx];
         json_t *docs = json_object_get(wrapper, "documents"), *plugins = json_object_get(wrapper, "plugins");
+        json_t *endpoints = json_object_get(wrapper, "endpoints");
         json_t *out = json_array();
         size_t n = json_array_size(docs);
         store_ctx_t *c = calloc(1, sizeof(*c));
@@ -182,6 +183,7 @@ void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *wra
             .source = ev->source ? json_incref(ev->source) : json_null(),
             .object = object_lineage(ev),
             .plugins = json_incref(plugins),
+            .endpoints = endpoints ? json_incref(endpoints) : json_array(),
             /* No processing time: the same object must give byte-identical
              * documents however often it is processed. */
             .event_time = iso_time(ev->time_ms),
@@ -192,6 +194,7 @@ void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *wra
         json_decref(lp.source);
         json_decref(lp.object);
         json_decref(lp.plugins);
+        json_decref(lp.endpoints);
         json_decref(lp.event_time);
         json_decref(wrapper);
         c->engine = e;

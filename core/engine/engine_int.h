@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 #include "engine/lane.h"
 #include "engine/pool.h"
+#include "inference/endpoint.h"
 #include "sinks/deadletter.h"
 #include "sinks/sink.h"
 
@@ -23,6 +24,7 @@ struct mmp_engine {
         size_t n_sinks;
         mmp_sink_t **pipeline_sink; /* per pipeline */
         mmp_deadletter_t *deadletters;
+        mmp_endpoints_t *endpoints; /* inference endpoints, shared by the lanes */
         mmp_pool_t *pool;
         mmp_lane_t **lanes;
         int n_lanes;

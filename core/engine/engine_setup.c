@@ -11,6 +11,7 @@
 
 #include "engine/engine_int.h"
 #include "fetch/fetch.h"
+#include "inference/models.h"
 #include "util/log.h"
 
 typedef struct script_set {
@@ -139,6 +140,8 @@ static int load_pipelines(mmp_engine_t *e, char *err, size_t n) {
                 lo.lib_dirs[i] = e->opts.lib_dirs[i];
         lo.memory_cap = (size_t)mmp_config_int(e->cfg, "engine.lua_memory_mb", 256) << 20;
         lo.handler_timeout_ms = e->handler_timeout_ms;
+        lo.endpoints = e->endpoints;
+        lo.models = mmp_config_get(e->cfg, "models");
         e->pipelines = calloc(s.n, sizeof(*e->pipelines));
         e->n_pipelines_alloc = s.n;
         e->lanes = calloc(e->n_lanes, sizeof(*e->lanes));
@@ -188,6 +191,8 @@ mmp_engine_t *mmp_engine_new(const mmp_config_t *cfg, const mmp_engine_opts_t *o
         if (mmp_fetch_init(cfg, err, n))
                 goto fail;
         e->fetch_ready = 1;
+        if (!(e->endpoints = mmp_endpoints_new(cfg, err, n)) || mmp_models_check(cfg, err, n))
+                goto fail;
         if (!(e->pool = mmp_pool_new((int)workers))) {
                 snprintf(err, n, "cannot start %lld worker threads", (long long)workers);
                 goto fail;
@@ -219,6 +224,7 @@ void mmp_engine_free(mmp_engine_t *e) {
         for (int i = 0; e->lanes && i < e->n_lanes; i++)
                 mmp_lane_free(e->lanes[i]);
         mmp_pool_free(e->pool);
+        mmp_endpoints_free(e->endpoints);
         for (size_t i = 0; i < e->n_sinks; i++)
                 mmp_sink_free(e->sinks[i]);
         mmp_deadletter_close(e->deadletters);

@@ -37,6 +37,10 @@ typedef struct task {
         int waiting;              /* a plugin call is outstanding */
         int dead;                 /* finished; freed when the call returns */
         char waiting_on[96];      /* "text.chunk" while waiting */
+        int pending_calls;        /* inference calls not yet over */
+        int results_ref;          /* their results table (registry), LUA_NOREF when none */
+        char *call_error;         /* the first failed call's message */
+        json_t *endpoints;        /* endpoint names called, for the lineage */
         char *op_error;           /* the last plugin failure, to classify the handler's error */
         int op_error_retriable;
         const mmp_plugin_inst_t *used[MAX_TRACKED_PLUGINS];
@@ -74,6 +78,7 @@ struct mmp_lane {
         mmp_lua_t *lua;
         int *handler_refs;
         CURLM *multi;
+        mmp_invoker_t *invoker;
         pthread_t thread;
         int started;
 
@@ -180,9 +185,91 @@ static int dispatch(void *ud, lua_State *co, const mmp_plugin_inst_t *inst, cons
         return 0;
 }
 
+static void task_resume(mmp_lane_t *lane, task_t *t, int nargs);
+
+/* Called from the mmpipe invoke functions inside a resume: queue the calls. */
+static int invoke_dispatch(void *ud, lua_State *co, mmp_invoke_request_t *reqs, int n, char *errstr, size_t errn) {
+        mmp_lane_t *lane = ud;
+        task_t *t = lane->current;
+        lua_State *L = mmp_lua_L(lane->lua);
+        if (!t || t->co != co) {
+                snprintf(errstr, errn, "inference calls can only be made from the handler's own coroutine");
+                return -1;
+        }
+        lua_createtable(L, n, 0);
+        t->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        free(t->call_error);
+        t->call_error = NULL;
+        t->pending_calls = n;
+        snprintf(t->waiting_on, sizeof(t->waiting_on), "endpoint %s%s", reqs[0].endpoint, n > 1 ? " (and others)" : "");
+        if (!t->endpoints)
+                t->endpoints = json_array();
+        for (int i = 0; i < n; i++) {
+                int seen = 0;
+                for (size_t k = 0; k < json_array_size(t->endpoints); k++)
+                        seen |= !strcmp(json_string_value(json_array_get(t->endpoints, k)), reqs[i].endpoint);
+                if (!seen)
+                        json_array_append_new(t->endpoints, json_string(reqs[i].endpoint));
+                /* Bodies were checked against the limit before: this cannot fail. */
+                mmp_invoker_submit(lane->invoker, &reqs[i], t, i + 1, errstr, errn);
+        }
+        return 0;
+}
+
+/* One call is over: put its response in the results; resume the handler
+ * when the last one is in. Lane thread (inside mmp_invoker_run). */
+static void invoke_done(void *owner, void *tag, int index, mmp_invoke_result_t *r) {
+        mmp_lane_t *lane = owner;
+        task_t *t = tag;
+        lua_State *L = mmp_lua_L(lane->lua);
+        const char *k;
+        json_t *v;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->results_ref);
+        lua_createtable(L, 0, 6);
+        lua_pushboolean(L, r->ok);
+        lua_setfield(L, -2, "ok");
+        lua_pushnumber(L, (lua_Number)r->status);
+        lua_setfield(L, -2, "status");
+        lua_pushlstring(L, r->body, r->len);
+        lua_setfield(L, -2, "body");
+        lua_pushnumber(L, r->attempts);
+        lua_setfield(L, -2, "attempts");
+        lua_newtable(L);
+        json_object_foreach(r->headers, k, v) {
+                lua_pushstring(L, json_string_value(v));
+                lua_setfield(L, -2, k);
+        }
+        lua_setfield(L, -2, "headers");
+        if (!r->ok) {
+                lua_pushstring(L, r->error);
+                lua_setfield(L, -2, "error");
+                lua_pushstring(L, r->error_type);
+                lua_setfield(L, -2, "error_type");
+                if (!t->call_error)
+                        t->call_error = strdup(r->error ? r->error : "inference call failed");
+        }
+        lua_getfield(L, LUA_REGISTRYINDEX, "mmpipe.response_mt");
+        lua_setmetatable(L, -2);
+        lua_rawseti(L, -2, index);
+        lua_pop(L, 1);
+        mmp_invoke_result_free(r);
+        if (--t->pending_calls > 0)
+                return;
+        lua_rawgeti(t->co, LUA_REGISTRYINDEX, t->results_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, t->results_ref);
+        t->results_ref = LUA_NOREF;
+        if (t->call_error)
+                lua_pushstring(t->co, t->call_error);
+        else
+                lua_pushnil(t->co);
+        task_resume(lane, t, 2);
+}
+
 static void task_free(task_t *t) {
         mmp_event_unref(t->ev);
         free(t->op_error);
+        free(t->call_error);
+        json_decref(t->endpoints);
         free(t);
 }
 
@@ -204,6 +291,14 @@ static void task_finish(mmp_lane_t *lane, task_t *t, mmp_failure_t *failure) {
                 luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
                 t->co_ref = LUA_NOREF;
                 t->co = NULL;
+        }
+        if (t->pending_calls) {
+                mmp_invoker_cancel(lane->invoker, t);
+                t->pending_calls = 0;
+        }
+        if (t->results_ref != LUA_NOREF) {
+                luaL_unref(L, LUA_REGISTRYINDEX, t->results_ref);
+                t->results_ref = LUA_NOREF;
         }
         task_unlink(lane, t);
         t->dead = 1;
@@ -260,7 +355,8 @@ static void task_collect(mmp_lane_t *lane, task_t *t) {
         }
         /* The lineage's plugin list goes along through the event's source
          * field of each document, added by the engine. */
-        json_t *wrapper = json_pack("{s:o, s:o}", "documents", docs, "plugins", plugins_used(t));
+        json_t *wrapper = json_pack("{s:o, s:o, s:O}", "documents", docs, "plugins", plugins_used(t), "endpoints",
+                                    t->endpoints ? t->endpoints : json_array());
         mmp_engine_store(lane->opts.engine, t->ev, t->pidx, wrapper);
         task_finish(lane, t, NULL);
         return;
@@ -286,8 +382,8 @@ static void task_resume(mmp_lane_t *lane, task_t *t, int nargs) {
         lane->held_us += ran;
         t->own_us += ran;
 
-        if (rc == LUA_YIELD && t->waiting && !fired)
-                return; /* parked until the plugin call returns */
+        if (rc == LUA_YIELD && (t->waiting || t->pending_calls) && !fired)
+                return; /* parked until the plugin call or the inference calls return */
         if (rc == 0 && !fired) {
                 task_collect(lane, t);
                 return;
@@ -326,6 +422,7 @@ static void task_start(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
         t->pidx = pidx;
         t->started_us = mmp_now_us();
         t->held_at_start = lane->held_us;
+        t->results_ref = LUA_NOREF;
         t->co = lua_newthread(L);
         t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         t->next = lane->tasks;
@@ -385,7 +482,7 @@ static long check_deadlines(mmp_lane_t *lane) {
         for (; t; t = nx) {
                 int64_t left = task_remaining_us(lane, t, now);
                 nx = t->next;
-                if (left <= 0 && t->waiting)
+                if (left <= 0 && (t->waiting || t->pending_calls))
                         fail_deadline_waiting(lane, t);
                 else if (left < next)
                         next = left;
@@ -420,8 +517,11 @@ static void *lane_main(void *arg) {
                                 }
                         }
                 }
+                int64_t inv_us = mmp_invoker_run(lane->invoker);
                 long wait_ms = check_deadlines(lane);
-                if (stopping && !lane->tasks && !lane->outstanding) {
+                if (inv_us >= 0 && inv_us / 1000 < wait_ms)
+                        wait_ms = (long)(inv_us / 1000);
+                if (stopping && !lane->tasks && !lane->outstanding && !mmp_invoker_active(lane->invoker)) {
                         pthread_mutex_lock(&lane->lock);
                         int empty = !lane->inbox_head;
                         pthread_mutex_unlock(&lane->lock);
@@ -450,7 +550,11 @@ mmp_lane_t *mmp_lane_new(const mmp_lane_opts_t *opts, mmp_pipeline_t **defs, cha
         for (int i = 0; i < 3 && opts->lib_dirs[i]; i++)
                 lo.lib_dirs[i] = opts->lib_dirs[i];
         lo.dispatch = dispatch;
+        lo.invoke = opts->endpoints ? invoke_dispatch : NULL;
         lo.dispatch_ud = lane;
+        lo.models = opts->models;
+        if (lane->multi && opts->endpoints)
+                lane->invoker = mmp_invoker_new(lane->multi, opts->endpoints, invoke_done, lane);
         if (!lane->multi || !(lane->lua = mmp_lua_new(&lo, errstr, n))) {
                 mmp_lane_free(lane);
                 return NULL;
@@ -484,6 +588,7 @@ void mmp_lane_free(mmp_lane_t *lane) {
                 curl_multi_wakeup(lane->multi);
                 pthread_join(lane->thread, NULL);
         }
+        mmp_invoker_free(lane->invoker);
         mmp_lua_free(lane->lua);
         if (lane->multi)
                 curl_multi_cleanup(lane->multi);

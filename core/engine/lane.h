@@ -27,6 +27,8 @@ typedef struct mmp_lane_opts {
         const char *lib_dirs[3];
         size_t memory_cap;
         int64_t handler_timeout_ms;
+        mmp_endpoints_t *endpoints; /* shared by the lanes */
+        const json_t *models;       /* the config's "models" */
 } mmp_lane_opts_t;
 
 /* Creates the Lua state and compiles every pipeline in it. On success and

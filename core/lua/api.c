@@ -18,6 +18,7 @@
 
 typedef struct dispatcher {
         mmp_lua_dispatch_fn fn;
+        mmp_lua_invoke_fn invoke;
         void *ud;
 } dispatcher_t;
 
@@ -57,6 +58,51 @@ static const char prelude[] =
     "  listing[#listing + 1] = pname\n"
     "end\n"
     "table.sort(listing)\n"
+    "local json_decode = C.json_decode\n"
+    "local response_mt = { __index = { json = function(self) return json_decode(self.body) end } }\n"
+    "C.set_response_mt(response_mt)\n"
+    "local function invoke_all(requests, opts)\n"
+    "  local results, err = C.invoke_all(requests)\n"
+    "  if err and not (opts and opts.errors == 'return') then error(err, 2) end\n"
+    "  return results\n"
+    "end\n"
+    "local function invoke(endpoint, body, opts)\n"
+    "  local results, err = C.invoke_all({ { endpoint = endpoint, body = body, opts = opts } })\n"
+    "  if err then error(err, 2) end\n"
+    "  return results[1]\n"
+    "end\n"
+    "local models = C.models or {}\n"
+    "local function pick(v, path, what)\n"
+    "  for part in tostring(path):gmatch('[^.]+') do\n"
+    "    if type(v) ~= 'table' then error(what .. ': the response has no ' .. path, 3) end\n"
+    "    v = v[tonumber(part) or part]\n"
+    "  end\n"
+    "  if type(v) ~= 'table' then error(what .. ': no vector at ' .. path .. ' in the response', 3) end\n"
+    "  return v\n"
+    "end\n"
+    "local function embed_all(name, inputs)\n"
+    "  local m = models[name]\n"
+    "  local what = 'mmpipe.embed(\\'' .. tostring(name) .. '\\')'\n"
+    "  if not m then error(what .. ': no such model under \\\"models\\\" in the config', 2) end\n"
+    "  local out = {}\n"
+    "  if m.provider == 'local' then\n"
+    "    local op = tools[m.plugin] and tools[m.plugin][m.op]\n"
+    "    if not op then error(what .. ': plugin operation ' .. m.plugin .. '.' .. m.op .. ' is not loaded', 2) end\n"
+    "    for i, x in ipairs(inputs) do out[i] = pick(op(x, m.options), m.response_path or 'embedding', what) end\n"
+    "    return out\n"
+    "  end\n"
+    "  local reqs = {}\n"
+    "  for i, x in ipairs(inputs) do\n"
+    "    local body = x\n"
+    "    if m.request ~= 'raw' then body = { [m.input_field or 'inputs'] = x } end\n"
+    "    reqs[i] = { endpoint = m.endpoint, body = body,\n"
+    "                opts = { content_type = m.content_type, accept = m.accept or 'application/json' } }\n"
+    "  end\n"
+    "  local rs, err = C.invoke_all(reqs)\n"
+    "  if err then error(what .. ': ' .. err, 2) end\n"
+    "  for i, r in ipairs(rs) do out[i] = pick(r:json(), m.response_path or 'embedding', what) end\n"
+    "  return out\n"
+    "end\n"
     "local M = {\n"
     "  pipeline = C.pipeline, version = C.version,\n"
     "  log = readonly(log, 'mmpipe.log'),\n"
@@ -65,6 +111,9 @@ static const char prelude[] =
     "  json = readonly({ encode = C.json_encode, decode = C.json_decode, null = C.null }, 'mmpipe.json'),\n"
     "  base64 = readonly({ encode = C.b64_encode, decode = C.b64_decode }, 'mmpipe.base64'),\n"
     "  sha256 = C.sha256,\n"
+    "  invoke = invoke, invoke_all = invoke_all,\n"
+    "  embed = function(name, input) return embed_all(name, { input })[1] end,\n"
+    "  embed_all = embed_all,\n"
     "}\n"
     "return readonly(M, 'mmpipe'), function(...) C.log('info', ...) end\n";
 
@@ -99,6 +148,141 @@ static int l_tool_call(lua_State *L) {
                 return 2;
         }
         return lua_yield(L, 0);
+}
+
+/* An optional string field of the table at idx, copied. */
+static char *opt_str(lua_State *L, int idx, const char *key) {
+        char *v = NULL;
+        if (lua_type(L, idx) != LUA_TTABLE)
+                return NULL;
+        lua_getfield(L, idx, key);
+        if (lua_type(L, -1) == LUA_TSTRING)
+                v = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return v;
+}
+
+/* Fills one request from {endpoint=, body=, opts=} (or {endpoint, body, opts}). */
+static int read_request(lua_State *L, int idx, int i, mmp_invoke_request_t *r, char *err, size_t n) {
+        const char *s;
+        size_t len;
+        lua_getfield(L, idx, "endpoint");
+        if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_rawgeti(L, idx, 1);
+        }
+        if (lua_type(L, -1) != LUA_TSTRING) {
+                snprintf(err, n, "request %d: the endpoint must be a name (string)", i);
+                lua_pop(L, 1);
+                return -1;
+        }
+        r->endpoint = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+        lua_getfield(L, idx, "opts");
+        if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_rawgeti(L, idx, 3);
+        }
+        int oidx = lua_gettop(L);
+        r->content_type = opt_str(L, oidx, "content_type");
+        r->accept = opt_str(L, oidx, "accept");
+        r->custom_attributes = opt_str(L, oidx, "custom_attributes");
+        r->target_model = opt_str(L, oidx, "target_model");
+        r->target_variant = opt_str(L, oidx, "target_variant");
+        r->inference_id = opt_str(L, oidx, "inference_id");
+        lua_getfield(L, idx, "body");
+        if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_rawgeti(L, idx, 2);
+        }
+        if (lua_type(L, -1) == LUA_TSTRING) {
+                s = lua_tolstring(L, -1, &len);
+                r->body = malloc(len + 1);
+                memcpy(r->body, s, len);
+                r->body[len] = '\0';
+                r->len = len;
+        } else if (lua_type(L, -1) == LUA_TTABLE) { /* JSON */
+                char jerr[256];
+                json_t *j = mmp_lua_to_json(L, -1, "body", jerr, sizeof(jerr));
+                if (!j) {
+                        snprintf(err, n, "request %d: %s", i, jerr);
+                        lua_pop(L, 2);
+                        return -1;
+                }
+                r->body = json_dumps(j, JSON_COMPACT);
+                r->len = strlen(r->body);
+                json_decref(j);
+                if (!r->content_type)
+                        r->content_type = strdup("application/json");
+        } else if (lua_type(L, -1) == LUA_TUSERDATA) { /* a blob: its bytes and type */
+                mmp_value_t **ud = luaL_checkudata(L, -1, MMP_LUA_BLOB_MT);
+                const char *ct;
+                const void *data = mmp_blob_data(*ud, &len, &ct);
+                r->body = malloc(len + 1);
+                memcpy(r->body, data, len);
+                r->len = len;
+                if (!r->content_type && ct)
+                        r->content_type = strdup(ct);
+        } else {
+                snprintf(err, n, "request %d: the body must be a string, a table (sent as JSON) or a blob, got %s", i,
+                         luaL_typename(L, -1));
+                lua_pop(L, 2);
+                return -1;
+        }
+        lua_pop(L, 2);
+        if (r->len > MMP_INVOKE_MAX_BODY) {
+                snprintf(err, n, "endpoint %s: the request body is %zu bytes, over SageMaker's limit of 6 MB (%d bytes)",
+                         r->endpoint, r->len, MMP_INVOKE_MAX_BODY);
+                return -1;
+        }
+        return 0;
+}
+
+/* invoke_all({request...}): queues every call and yields; the lane
+ * resumes with (results, first error or nil). */
+static int l_invoke_all(lua_State *L) {
+        dispatcher_t *d = lua_touserdata(L, lua_upvalueindex(1));
+        char err[512];
+        int n, rc = 0;
+        mmp_invoke_request_t *reqs;
+        luaL_checktype(L, 1, LUA_TTABLE);
+        n = (int)lua_objlen(L, 1);
+        if (!d->invoke || lua_pushthread(L)) {
+                lua_pop(L, 1);
+                return luaL_error(L, "inference calls can only be made from a running handler");
+        }
+        lua_pop(L, 1);
+        if (n == 0) {
+                lua_newtable(L);
+                return 1;
+        }
+        reqs = calloc((size_t)n, sizeof(*reqs));
+        for (int i = 1; i <= n && !rc; i++) {
+                lua_rawgeti(L, 1, i);
+                if (lua_type(L, -1) != LUA_TTABLE) {
+                        snprintf(err, sizeof(err), "request %d must be a table {endpoint, body, opts}", i);
+                        rc = -1;
+                } else {
+                        rc = read_request(L, lua_gettop(L), i, &reqs[i - 1], err, sizeof(err));
+                }
+                lua_pop(L, 1);
+        }
+        if (!rc)
+                rc = d->invoke(d->ud, L, reqs, n, err, sizeof(err));
+        if (rc) {
+                for (int i = 0; i < n; i++)
+                        mmp_invoke_request_clear(&reqs[i]);
+                free(reqs);
+                return luaL_error(L, "%s", err);
+        }
+        free(reqs);
+        return lua_yield(L, 0);
+}
+
+static int l_set_response_mt(lua_State *L) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.response_mt");
+        return 0;
 }
 
 static int l_log(lua_State *L) {
@@ -485,12 +669,13 @@ static void push_ops(lua_State *L, const mmp_plugins_t *plugins, int dispatcher_
         }
 }
 
-int mmp_lua_api_open(lua_State *L, const mmp_plugins_t *plugins, mmp_lua_dispatch_fn dispatch,
-                     void *dispatch_ud, char *errstr, size_t n) {
+int mmp_lua_api_open(lua_State *L, const mmp_lua_opts_t *opts, char *errstr, size_t n) {
+        const mmp_plugins_t *plugins = opts->plugins;
         dispatcher_t *d = lua_newuserdata(L, sizeof(*d));
         int didx = lua_gettop(L);
-        d->fn = dispatch;
-        d->ud = dispatch_ud;
+        d->fn = opts->dispatch;
+        d->invoke = opts->invoke;
+        d->ud = opts->dispatch_ud;
         lua_pushvalue(L, didx); /* keep it alive for the state's life */
         lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.dispatcher");
 
@@ -528,6 +713,15 @@ int mmp_lua_api_open(lua_State *L, const mmp_plugins_t *plugins, mmp_lua_dispatc
         lua_setfield(L, -2, "version");
         push_ops(L, plugins, didx);
         lua_setfield(L, -2, "ops");
+        lua_pushvalue(L, didx);
+        lua_pushcclosure(L, l_invoke_all, 1);
+        lua_setfield(L, -2, "invoke_all");
+        lua_pushcfunction(L, l_set_response_mt);
+        lua_setfield(L, -2, "set_response_mt");
+        if (opts->models) {
+                mmp_lua_push_json(L, opts->models);
+                lua_setfield(L, -2, "models");
+        }
         if (lua_pcall(L, 1, 2, 0)) {
                 snprintf(errstr, n, "mmpipe prelude: %s", lua_tostring(L, -1));
                 return -1;

@@ -11,8 +11,7 @@
 
 /* Builds the module (mmpipe.pipeline, tools, log, json, sha256, base64)
  * into the registry. Returns 0 or -1 with errstr. */
-int mmp_lua_api_open(lua_State *L, const mmp_plugins_t *plugins, mmp_lua_dispatch_fn dispatch,
-                     void *dispatch_ud, char *errstr, size_t errstr_size);
+int mmp_lua_api_open(lua_State *L, const mmp_lua_opts_t *opts, char *errstr, size_t errstr_size);
 /* Pushes the (read-only) module table. */
 void mmp_lua_push_module(lua_State *L);
 /* Pushes a fresh allow-listed environment table. */

@@ -281,7 +281,7 @@ mmp_lua_t *mmp_lua_new(const mmp_lua_opts_t *opts, char *errstr, size_t n) {
         lua_pushcclosure(L, l_require, 1);
         lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.require");
         mmp_lua_blob_register(L);
-        if (mmp_lua_api_open(L, opts->plugins, opts->dispatch, opts->dispatch_ud, errstr, n)) {
+        if (mmp_lua_api_open(L, opts, errstr, n)) {
                 mmp_lua_free(lua);
                 return NULL;
         }

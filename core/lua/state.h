@@ -10,6 +10,7 @@
 #include <lua.h>
 #include <stdint.h>
 
+#include "inference/invoke.h"
 #include "lua/pipeline.h"
 #include "plugin/loader.h"
 
@@ -23,12 +24,20 @@ typedef int (*mmp_lua_dispatch_fn)(void *ud, lua_State *co, const mmp_plugin_ins
                                    const mmp_plugin_op_t *op, mmp_value_t *input, mmp_value_t *opts,
                                    char *errstr, size_t errstr_size);
 
+/* How a handler's inference calls leave the Lua state: the owner queues
+ * the n requests (taking their contents) and later resumes `co` with
+ * (results, first error or nil). Returns 0, or -1 with errstr. */
+typedef int (*mmp_lua_invoke_fn)(void *ud, lua_State *co, mmp_invoke_request_t *reqs, int n, char *errstr,
+                                 size_t errstr_size);
+
 typedef struct mmp_lua_opts {
         const mmp_plugins_t *plugins;  /* borrowed; may be NULL */
         size_t memory_cap;             /* bytes; 0 = none */
         const char *lib_dirs[4];       /* where require() looks, NULL-terminated */
         mmp_lua_dispatch_fn dispatch;  /* NULL: plugin calls fail (check mode) */
+        mmp_lua_invoke_fn invoke;      /* NULL: inference calls fail (check mode) */
         void *dispatch_ud;
+        const json_t *models;          /* the config's "models" (borrowed), may be NULL */
 } mmp_lua_opts_t;
 
 mmp_lua_t *mmp_lua_new(const mmp_lua_opts_t *opts, char *errstr, size_t errstr_size);
