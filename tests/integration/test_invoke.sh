@@ -101,7 +101,7 @@ assert_eq 8 "$(stat lim "['max_concurrency']")" "the most calls the server saw a
 assert_contains "$(cat "$T/lim.err")" "at most 8 in flight" "the engine's own count"
 
 say "signatures: every call verified by the server; a wrong secret is refused, not retried"
-assert_eq 0 "$(curl -sf "$URL/stats" | python3 -c "import json,sys; print(json.load(sys.stdin).get('bad_signatures', 0))")" "bad signatures so far"
+assert_eq 0 "$(curl -sf "$URL/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['total']['bad_signatures'])")" "bad signatures so far"
 control '{"endpoint": "sig", "script": []}'
 AWS_SECRET_ACCESS_KEY=wrong run_steps sig '{"endpoint": "sig"}'
 assert_eq "[403] [1]" "$(field sig 0 "['statuses'], docs[0]['attempts']")" "a wrong secret: 403, one attempt"

@@ -38,7 +38,11 @@ A script item (or "default") is one of:
   {"close": true}                               connection closed (FIN), no response
   {"truncate": true}                            200 headers and half of the echo body, then RST
 Any item may add "latency_ms" (overrides the endpoint's), "repeat": N (the item
-N times), "retry_after" (any error), "headers" (extra response headers).
+N times), "retry_after" (any error), "headers" (extra response headers), and an
+error item "slot": true (answered after a slot and the latency, not at once).
+Throttling, not-ready, validation and status errors are answered at once, like
+the service's front end; the other items hold one of the endpoint's slots for
+the latency, like a container worker.
 """
 import argparse
 import base64
@@ -334,6 +338,7 @@ class Endpoint:
         self.serving = 0
         self.max_concurrency = 0
         self.max_in_flight = 0
+        self.peers = set()  # client (host, port) pairs: how many connections the calls came on
         self.last = None
 
     def stats(self):
@@ -342,7 +347,7 @@ class Endpoint:
                     "errors_by_type": dict(self.errors), "bad_signatures": self.bad_signatures,
                     "in_flight": self.in_flight, "serving": self.serving,
                     "max_concurrency": self.max_concurrency, "max_in_flight": self.max_in_flight,
-                    "slots": self.slots, "latency_ms": self.latency_ms, "variant": self.variant,
+                    "connections_used": len(self.peers), "slots": self.slots, "latency_ms": self.latency_ms, "variant": self.variant,
                     "script_left": len(self.script), "default": self.default, "last": self.last}
 
     def next_item(self):
@@ -477,7 +482,7 @@ class State:
             if ep is None:
                 return {"endpoint": name, "calls": 0, "ok": 0, "errors_by_type": {}, "bad_signatures": 0,
                         "in_flight": 0, "serving": 0, "max_concurrency": 0, "max_in_flight": 0,
-                        "slots": self.args.slots, "latency_ms": self.args.latency_ms, "variant": "AllTraffic",
+                        "connections_used": 0, "slots": self.args.slots, "latency_ms": self.args.latency_ms, "variant": "AllTraffic",
                         "script_left": 0, "default": {"echo": True}, "last": None}
             return ep.stats()
         with self.lock:
@@ -662,6 +667,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ep.calls += 1
             ep.in_flight += 1
             ep.max_in_flight = max(ep.max_in_flight, ep.in_flight)
+            if len(ep.peers) < 100000:
+                ep.peers.add(self.client_address)
         outcome, answer = "client_gone", None  # counted so if the handler fails
         try:
             outcome, answer = self.decide(ep, name, body, state, args)
@@ -688,7 +695,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except SigV4Error as e:
             if args.verbose:
                 sys.stderr.write("sagemaker_server: %s %s: %s\n" % (name, e.type, e.message))
-            return e.type, lambda: self.send_error_shape(e.status, e.type, e.message)
+            return e.type, lambda err=e: self.send_error_shape(err.status, err.type, err.message)
         region = info["region"]
         req = {
             "content_type": self.headers.get("Content-Type"),

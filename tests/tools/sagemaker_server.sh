@@ -35,8 +35,8 @@ arg_value() { # name default args...
         shift 2
         while [[ $# -gt 0 ]]; do
                 case $1 in
-                --$name) value=${2:-}; shift ;;
-                --$name=*) value=${1#*=} ;;
+                "--$name") value=${2:-}; shift ;;
+                "--$name="*) value=${1#*=} ;;
                 esac
                 shift
         done
