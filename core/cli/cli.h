@@ -25,6 +25,8 @@ typedef struct mmp_cli {
         const char *error_class; /* replay */
         const char *pipeline;    /* replay */
         int from_beginning, dry_run;
+        const char *connection, *collection, *model, *field, *query_text, *query_file; /* search */
+        int top;
         int quiet, verbose;
         char **args;             /* positional arguments */
         int n_args;
@@ -48,5 +50,6 @@ int mmp_cmd_check(int argc, char **argv);
 int mmp_cmd_plugins(int argc, char **argv);
 int mmp_cmd_version(int argc, char **argv);
 int mmp_cmd_replay(int argc, char **argv);
+int mmp_cmd_search(int argc, char **argv);
 
 #endif

@@ -95,6 +95,20 @@ int mmp_cli_parse(mmp_cli_t *cli, int argc, char **argv, const char *allowed, co
                         cli->error_class = val;
                 else if (!strcmp(name, "pipeline"))
                         cli->pipeline = val;
+                else if (!strcmp(name, "connection"))
+                        cli->connection = val;
+                else if (!strcmp(name, "collection"))
+                        cli->collection = val;
+                else if (!strcmp(name, "model"))
+                        cli->model = val;
+                else if (!strcmp(name, "field"))
+                        cli->field = val;
+                else if (!strcmp(name, "text"))
+                        cli->query_text = val;
+                else if (!strcmp(name, "file"))
+                        cli->query_file = val;
+                else if (!strcmp(name, "top"))
+                        cli->top = atoi(val);
         }
         mmp_log_set_level(cli->verbose ? MMP_LOG_DEBUG : cli->quiet ? MMP_LOG_ERROR : MMP_LOG_INFO);
         return 0;
