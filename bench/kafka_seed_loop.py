@@ -10,7 +10,8 @@ the group join (~3 s against the mock) is not measured; the clock stops when
 the N-th message is decoded. Prints one line of JSON:
 
   {"n": N, "secs": first->last, "cpu": process CPU first->last,
-   "join_secs": consumer created->first message, "records": records seen}
+   "join_secs": consumer created->first message, "records": records seen,
+   "others_cores": cores busy with other processes over the window}
 
 Settings are the ones docs/testing-kafka.md found to work against the mock,
 plus fetch_max_wait_ms (the same value every contender gets). Offsets are
@@ -30,6 +31,13 @@ def cpu():
     return t.user + t.system
 
 
+def machine_busy():
+    """CPU-seconds the whole machine has been busy, from /proc/stat (to see other load)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv):
     if len(argv) != 6:
         print(__doc__, file=sys.stderr)
@@ -44,16 +52,17 @@ def main(argv):
     t0 = c0 = None
     for message in consumer:
         if t0 is None:
-            t0, c0 = time.perf_counter(), cpu()
+            t0, c0, b0 = time.perf_counter(), cpu(), machine_busy()
         event = json.loads(message.value)
         records += len(event.get("Records", ()))
         seen += 1
         if seen >= n:
             break
-    t1, c1 = time.perf_counter(), cpu()
+    t1, c1, b1 = time.perf_counter(), cpu(), machine_busy()
     consumer.close(autocommit=False)
+    # others_cores: cores busy with anything but this loop during the window (the mock included)
     print(json.dumps({"n": seen, "secs": t1 - t0, "cpu": c1 - c0, "join_secs": t0 - created,
-                      "records": records}))
+                      "records": records, "others_cores": max(b1 - b0 - (c1 - c0), 0.0) / (t1 - t0)}))
     return 0
 
 
