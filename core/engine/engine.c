@@ -230,44 +230,11 @@ static size_t route(mmp_engine_t *e, const mmp_event_t *ev, size_t *idx) {
         return matched;
 }
 
-/* Worker thread: route, fetch when a pipeline needs the bytes, route
- * again, hand to a lane. */
-static void fetch_job_run(mmp_job_t *job) {
-        fetch_job_t *fj = (fetch_job_t *)((char *)job - offsetof(fetch_job_t, job));
-        mmp_engine_t *e = fj->engine;
-        mmp_event_t *ev = fj->ev;
-        mmp_failure_t *f;
-        size_t matched = 0, idx[256];
-        free(fj);
-
-        if (ev->kind == MMP_EVENT_REMOVED) {
-                if (e->n_pipelines)
-                        remove_object(e, ev);
-                else
-                        event_done(e, ev);
-                return;
-        }
-        /* Route on what the event declares before fetching anything: objects
-         * no pipeline wants are never downloaded, and pipelines that only
-         * need metadata (fetch = false) get the event without the bytes. */
-        if (!ev->content_type && ev->key && mmp_content_type_from_name(ev->key))
-                mmp_event_set(&ev->content_type, mmp_content_type_from_name(ev->key));
-        int need_bytes = !ev->content_type;
-        if (ev->content_type) {
-                matched = route(e, ev, idx);
-                for (size_t i = 0; i < matched; i++)
-                        need_bytes |= e->pipelines[idx[i]]->fetch;
-        }
-        if (need_bytes) {
-                if ((f = mmp_fetch(ev))) {
-                        event_fail_early(e, ev, f);
-                        return;
-                }
-                matched = route(e, ev, idx); /* again, with size and detected type known */
-        }
+/* Hands a routed event to its lane (or finishes it when nothing matched). */
+static void dispatch(mmp_engine_t *e, mmp_event_t *ev, const size_t *idx, size_t matched) {
         if (!matched) {
                 mmp_info("route", "%s: no pipeline matches (content type %s)", ev->id,
-                         ev->content_type ? ev->content_type : "unknown");
+                          ev->content_type ? ev->content_type : "unknown");
                 stat_add(&e->stats.unmatched, 1);
                 event_done(e, ev);
                 return;
@@ -276,6 +243,50 @@ static void fetch_job_run(mmp_job_t *job) {
         mmp_lane_t *lane = e->lanes[ev->seq % (uint64_t)e->n_lanes];
         for (size_t i = 0; i < matched; i++)
                 mmp_lane_post(lane, ev, idx[i]);
+}
+
+/* Worker thread: fetch, route again with size and detected type known,
+ * hand to a lane. */
+static void fetch_job_run(mmp_job_t *job) {
+        fetch_job_t *fj = (fetch_job_t *)((char *)job - offsetof(fetch_job_t, job));
+        mmp_engine_t *e = fj->engine;
+        mmp_event_t *ev = fj->ev;
+        mmp_failure_t *f;
+        size_t idx[256];
+        free(fj);
+        if ((f = mmp_fetch(ev))) {
+                event_fail_early(e, ev, f);
+                return;
+        }
+        dispatch(e, ev, idx, route(e, ev, idx));
+}
+
+/* The submitting thread routes on what the event declares before anything
+ * is fetched: objects no pipeline wants are never downloaded, pipelines
+ * that need only metadata (fetch = false) get the event without the bytes,
+ * and neither costs a trip through the worker pool. Returns 1 when the
+ * event needs the pool (a fetch). */
+static int route_early(mmp_engine_t *e, mmp_event_t *ev) {
+        size_t matched, idx[256];
+        int need_bytes = 0;
+        if (ev->kind == MMP_EVENT_REMOVED) {
+                if (e->n_pipelines)
+                        remove_object(e, ev);
+                else
+                        event_done(e, ev);
+                return 0;
+        }
+        if (!ev->content_type && ev->key && mmp_content_type_from_name(ev->key))
+                mmp_event_set(&ev->content_type, mmp_content_type_from_name(ev->key));
+        if (!ev->content_type)
+                return 1; /* only the bytes can tell */
+        matched = route(e, ev, idx);
+        for (size_t i = 0; i < matched; i++)
+                need_bytes |= e->pipelines[idx[i]]->fetch;
+        if (need_bytes)
+                return 1;
+        dispatch(e, ev, idx, matched);
+        return 0;
 }
 
 void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev) {
@@ -291,6 +302,10 @@ void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev) {
         pthread_mutex_unlock(&e->lock);
         stat_add(&e->stats.submitted, 1);
         ev->engine = e;
+        if (!route_early(e, ev)) {
+                free(fj);
+                return;
+        }
         fj->engine = e;
         fj->ev = ev;
         fj->job.run = fetch_job_run;
