@@ -109,15 +109,18 @@ static int sb_add(strbuf_t *b, const char *s, size_t n) {
 
 /* Objects merge key by key; anything else in src replaces dst's value. The
  * top-level "connections" object is the exception: a user who names their
- * connections gets exactly those, without the default "local". */
-static int merge(json_t *dst, json_t *src, int top) {
+ * connections gets exactly those, without the default "local". And a model
+ * the user names replaces the default of that name whole (a SageMaker model
+ * must not inherit the local one's plugin and op). depth: 0 at the top. */
+static int merge(json_t *dst, json_t *src, int depth, const char *parent) {
         const char *key;
         json_t *v;
         json_object_foreach(src, key, v) {
                 json_t *d = json_object_get(dst, key);
-                int whole = top && strcmp(key, "connections") == 0;
+                int whole = (depth == 0 && strcmp(key, "connections") == 0) ||
+                            (depth == 1 && parent && strcmp(parent, "models") == 0);
                 if (!whole && json_is_object(d) && json_is_object(v)) {
-                        if (merge(d, v, 0) != 0)
+                        if (merge(d, v, depth + 1, key) != 0)
                                 return MMP_ERR_NOMEM;
                 } else if (json_object_set(dst, key, v) != 0) {
                         return MMP_ERR_NOMEM;
@@ -267,7 +270,7 @@ static mmp_config_t *load_buffer(const char *text, size_t len, const char *origi
                         json_decref(user);
                         goto fail;
                 }
-                int rc = merge(cfg->root, user, 1);
+                int rc = merge(cfg->root, user, 0, NULL);
                 json_decref(user);
                 if (rc != 0) {
                         fail(errstr, errstr_size, rc, "%s: out of memory", origin);

@@ -17,6 +17,7 @@ static const char defaults_json[] =
     "  \"default_connection\": \"local\",\n"
     "  \"connections\": { \"local\": { \"type\": \"sqlite\", \"path\": \"./mmpipe.db\" } },\n"
     "  \"dead_letters\": { \"path\": \"./mmpipe-dead-letters.jsonl\" },\n"
+    "  \"models\": { \"text-embedding\": { \"provider\": \"local\", \"plugin\": \"embed\", \"op\": \"text\" } },\n"
     "  \"log\": { \"level\": \"info\" }\n"
     "}\n";
 

@@ -169,6 +169,7 @@ plugin_dir() { # name-of-dir test-plugin...
         shift
         mkdir -p "$d"
         ln -sf "$TEXT_PLUGINS/text.so" "$d/text.so"
+        ln -sf "$TEXT_PLUGINS/embed.so" "$d/embed.so" # the default text pipeline embeds its chunks
         for p in "$@"; do
                 ln -sf "$MMP_TEST_PLUGIN_DIR/$p.so" "$d/$p.so"
         done

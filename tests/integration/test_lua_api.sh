@@ -68,7 +68,7 @@ assert_eq '{"greet": "Hello, world", "sees_io": "nil"}' "$(get lib)" \
 say "plugin calls and blobs"
 assert_eq '{"blob_bytes": "abc", "blob_content_type": "text/plain", "blob_len": 3, "blob_size": 3, "input": "hi", "kind": "string", "kind_of_blob_input": "blob"}' \
         "$(get echo)" "mmpipe.tools.slow.echo result and its blob's size/content_type/bytes"
-assert_eq '["slow", "text"]' "$(get mmpipe_plugins)" "mmpipe.plugins()"
+assert_eq '["embed", "slow", "text"]' "$(get mmpipe_plugins)" "mmpipe.plugins()"
 assert_eq '"slow.fail: failed on purpose"' "$(get errors.fail)" "a failing operation raises"
 assert_eq '"slow.sleep: opts must be a table, got a number"' "$(get errors.opts)" "opts of the wrong type"
 assert_contains "$(get errors.no_plugin)" "api.lua:$(line_of 'mmpipe.tools.nope end'): mmpipe.tools.nope: no plugin of that name is loaded" \

@@ -52,7 +52,7 @@ run_mmp p.jsonl p.err process --plugins "$PL" doc.txt
 assert_rc 0 "process with broken plugins beside text"
 assert_eq "Plugins that fail to load must not stop the text plugin. Second sentence." \
         "$(json p.jsonl "print(*[d['text'] for d in docs], sep='\n')")" "document text"
-assert_eq '{"text": "1.0.0"}' "$(json p.jsonl "print(json.dumps(docs[0]['_lineage']['plugins']))")" \
+assert_eq '{"text": "1.0.0", "embed": "1.0.0"}' "$(json p.jsonl "print(json.dumps(docs[0]['_lineage']['plugins']))")" \
         "lineage plugins (only the ones the handler called)"
 assert_eq 5 "$(grep -c 'refused' p.err)" "refusal warnings during process"
 run_mmp m.txt m.err plugins --plugins "$PL"

@@ -34,7 +34,7 @@ for i, d in enumerate(docs):
       'pipeline': 'text-chunks', 'pipeline_version': pv,
       'source.path': path, 'source.type': 'file',
       'object.key': path, 'object.version': sha, 'object.etag': sha, 'object.size': size,
-      'object.content_type': 'text/plain', 'plugins': {'text': '1.0.0'},
+      'object.content_type': 'text/plain', 'plugins': {'text': '1.0.0', 'embed': '1.0.0'},
       'index': i, 'count': n, 'chunk_index': i, 'metadata.type': 'text_processing',
       'file_url': 'file://' + path,
     }
