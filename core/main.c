@@ -20,6 +20,7 @@ static const char usage[] =
     "  process   run the pipelines on local files and print the documents (JSON lines)\n"
     "  check     validate the config, compile the pipelines, load the plugins\n"
     "  plugins   list plugins and their operations, and refused files with reasons\n"
+    "  serve     serve one plugin operation over HTTP as a SageMaker container (/ping, /invocations)\n"
     "  search    the documents nearest to a text or a file (embeddings, cosine similarity)\n"
     "  replay    republish dead letters from the dead-letter topic to their source topic\n"
     "  version   version and the features compiled in\n"
@@ -32,7 +33,7 @@ int main(int argc, char **argv) {
                 int (*fn)(int, char **);
         } cmds[] = {{"run", mmp_cmd_run},         {"process", mmp_cmd_process}, {"check", mmp_cmd_check},
                     {"plugins", mmp_cmd_plugins}, {"version", mmp_cmd_version}, {"replay", mmp_cmd_replay},
-                    {"search", mmp_cmd_search}};
+                    {"search", mmp_cmd_search}, {"serve", mmp_cmd_serve}};
         int rc;
 
         if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {

@@ -51,5 +51,6 @@ int mmp_cmd_plugins(int argc, char **argv);
 int mmp_cmd_version(int argc, char **argv);
 int mmp_cmd_replay(int argc, char **argv);
 int mmp_cmd_search(int argc, char **argv);
+int mmp_cmd_serve(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "plugin/loader.h"
+#include "serve/serve.h"
 
 static const char check_help[] =
     "usage: mmpipe check [--config FILE] [--set KEY=VALUE]... [--pipelines DIR] [--plugins DIR]\n"
@@ -136,6 +137,7 @@ int mmp_cmd_version(int argc, char **argv) {
 #endif
         printf("  s3 fetch         yes (SigV4, shared credentials, HEAD, streamed, retries); http(s) fetch yes\n");
         printf("  mongodb sink     no (not supported in this build)\n");
-        printf("  sagemaker invoke no (not supported in this build)\n");
+        printf("  sagemaker invoke yes (SigV4, per-endpoint limit, rate, breaker, retries; models by name)\n");
+        printf("  serve            %s\n", mmp_serve_feature());
         return MMP_EXIT_OK;
 }

@@ -355,8 +355,8 @@ static void task_collect(mmp_lane_t *lane, task_t *t) {
         }
         /* The lineage's plugin list goes along through the event's source
          * field of each document, added by the engine. */
-        json_t *wrapper = json_pack("{s:o, s:o, s:O}", "documents", docs, "plugins", plugins_used(t), "endpoints",
-                                    t->endpoints ? t->endpoints : json_array());
+        json_t *wrapper = json_pack("{s:o, s:o, s:o}", "documents", docs, "plugins", plugins_used(t), "endpoints",
+                                    t->endpoints ? json_incref(t->endpoints) : json_array());
         mmp_engine_store(lane->opts.engine, t->ev, t->pidx, wrapper);
         task_finish(lane, t, NULL);
         return;

@@ -57,7 +57,7 @@ assert_eq '{"text": "1.0.0", "embed": "1.0.0"}' "$(json p.jsonl "print(json.dump
 assert_eq 5 "$(grep -c 'refused' p.err)" "refusal warnings during process"
 run_mmp m.txt m.err plugins --plugins "$PL"
 assert_rc 1 "plugins on the mixed folder"
-assert_eq "slow text" "$(grep -E '^[a-z_]+ [0-9]' m.txt | cut -d' ' -f1 | sort | tr '\n' ' ' | sed 's/ $//')" \
+assert_eq "embed slow text" "$(grep -E '^[a-z_]+ [0-9]' m.txt | cut -d' ' -f1 | sort | tr '\n' ' ' | sed 's/ $//')" \
         "plugins loaded from the mixed folder"
 
 finish
