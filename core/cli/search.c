@@ -140,7 +140,7 @@ static void consider(hits_t *h, const char *id, const json_t *doc) {
         json_t *o = json_pack("{s:f, s:s, s:s?}", "score", round(score * 1e4) / 1e4, "_id", id, "key", key);
         if (text)
                 json_object_set_new(o, "text", json_stringn(text, strlen(text) > 160 ? 160 : strlen(text)));
-        char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(4));
         json_decref(o);
         if (h->n == h->k) {
                 free(h->v[h->n - 1].line);
