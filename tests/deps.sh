@@ -16,7 +16,7 @@ MMP_DEPS=(
         build-essential gcc cmake pkg-config
         libluajit-5.1-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev libmagic-dev
         libcmocka-dev libxml2-dev libcmark-dev librdkafka-dev libmongoc-dev
-        sqlite3 python3 file curl kcat python3-kafka python3-boto3 libjemalloc-dev libmicrohttpd-dev
+        sqlite3 python3 file curl kcat python3-kafka python3-boto3 libjemalloc-dev libmicrohttpd-dev nodejs npm python3-pymongo
 )
 
 # Set once apt-get update has run in this shell, so several calls cost one update.

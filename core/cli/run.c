@@ -35,10 +35,13 @@ static const char help[] =
     "  -h, --help        this text\n";
 
 static volatile sig_atomic_t stop_requested;
+static mmp_engine_t *volatile running_engine;
 
 static void on_signal(int sig) {
         (void)sig;
         stop_requested = 1;
+        if (running_engine)
+                mmp_engine_request_stop(running_engine);
 }
 
 typedef struct progress {
@@ -146,6 +149,7 @@ static int run_kafka(mmp_cli_t *cli, const mmp_config_t *cfg, mmp_engine_opts_t 
                 mmp_kafka_source_free(src);
                 return MMP_EXIT_USAGE;
         }
+        running_engine = p->engine;
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         p->started_ms = p->last_ms = mmp_now_ms();
@@ -210,6 +214,7 @@ int mmp_cmd_run(int argc, char **argv) {
                 free(cli.args);
                 return MMP_EXIT_USAGE;
         }
+        running_engine = p.engine;
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         p.started_ms = p.last_ms = mmp_now_ms();

@@ -289,14 +289,41 @@ static int route_early(mmp_engine_t *e, mmp_event_t *ev) {
         return 0;
 }
 
+void mmp_engine_request_stop(mmp_engine_t *e) {
+        e->stop_requested = 1;
+}
+
+/* Once a stop is asked for, destinations still down give up after their
+ * drain time rather than hold the shutdown (their writes fail retriable). */
+static void sinks_drain_begin(mmp_engine_t *e) {
+        if (!e->stop_requested || e->sinks_draining)
+                return;
+        e->sinks_draining = 1;
+        for (size_t i = 0; i < e->n_sinks; i++)
+                mmp_sink_drain_begin(e->sinks[i]);
+}
+
 void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev) {
-        fetch_job_t *fj = calloc(1, sizeof(*fj));
+        fetch_job_t *fj;
         pthread_mutex_lock(&e->lock);
         while ((int64_t)e->in_flight >= e->max_in_flight) {
+                struct timespec ts;
+                if (e->stop_requested) { /* not taken: a later run sees it again */
+                        pthread_mutex_unlock(&e->lock);
+                        mmp_event_unref(ev);
+                        return;
+                }
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 200 * 1000000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
                 e->waiters++;
-                pthread_cond_wait(&e->cond, &e->lock);
+                pthread_cond_timedwait(&e->cond, &e->lock, &ts);
                 e->waiters--;
         }
+        fj = calloc(1, sizeof(*fj));
         e->in_flight++;
         ev->seq = e->seq++;
         pthread_mutex_unlock(&e->lock);
@@ -322,6 +349,7 @@ int mmp_engine_drain_for(mmp_engine_t *e, int64_t timeout_ms) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000;
         }
+        sinks_drain_begin(e);
         pthread_mutex_lock(&e->lock);
         e->waiters++;
         while (e->in_flight > 0 && rc == 0)

@@ -47,6 +47,12 @@ mmp_engine_t *mmp_engine_new(const mmp_config_t *cfg, const mmp_engine_opts_t *o
  * engine.max_in_flight events are in flight. */
 void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev);
 
+/* Asks the engine to stop (async-signal-safe: only sets a flag): a submit
+ * waiting for room gives up (the event is not taken), and destinations
+ * that are down stop retrying after their drain time instead of holding
+ * the shutdown forever. */
+void mmp_engine_request_stop(mmp_engine_t *e);
+
 /* Waits until every submitted event is done. */
 void mmp_engine_drain(mmp_engine_t *e);
 /* Like drain, but gives up after timeout_ms; returns 0 when drained. */

@@ -6,6 +6,7 @@
 #define MMP_ENGINE_INT_H
 
 #include <pthread.h>
+#include <signal.h>
 
 #include "engine/engine.h"
 #include "engine/lane.h"
@@ -36,6 +37,8 @@ struct mmp_engine {
         uint64_t in_flight, seq;
         int waiters; /* threads in submit or drain waiting on cond */
         int fetch_ready;
+        volatile sig_atomic_t stop_requested;
+        int sinks_draining;
         mmp_engine_stats_t stats; /* counters updated atomically */
 };
 

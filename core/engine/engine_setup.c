@@ -219,8 +219,10 @@ fail:
 void mmp_engine_free(mmp_engine_t *e) {
         if (!e)
                 return;
-        if (e->in_flight)
+        if (e->in_flight) {
+                e->stop_requested = 1; /* freeing is stopping: no endless retries */
                 mmp_engine_drain(e);
+        }
         for (int i = 0; e->lanes && i < e->n_lanes; i++)
                 mmp_lane_free(e->lanes[i]);
         mmp_pool_free(e->pool);

@@ -10,7 +10,10 @@
  *  - once a write for (pipeline, bucket, key, version) is stored, documents
  *    of the same (pipeline, bucket, key) with another version are removed;
  *  - a delete write removes every document of (bucket, key), of one pipeline
- *    or (pipeline == NULL) of all.
+ *    or (pipeline == NULL) of all;
+ *  - a write that cannot be stored fails alone; the others of its batch are
+ *    stored; while the destination itself fails, writes wait and are
+ *    retried, in order (sink.c, for every driver).
  */
 #ifndef MMP_SINK_H
 #define MMP_SINK_H
@@ -109,10 +112,19 @@ int mmp_sink_ensure_indexes(mmp_sink_t *sink, const char *collection, const json
 const char *mmp_sink_name(const mmp_sink_t *sink);
 const char *mmp_sink_type(const mmp_sink_t *sink);
 
+/* The engine is stopping: from now on, writes still failing once the drain
+ * time (mmp_sink_set_retry, default 30 s) has passed fail as retriable (not
+ * stored; the source delivers them again) instead of being retried further,
+ * so that waiting for the events in flight ends even with the destination
+ * down. Writes are still accepted and written. Call it when a stop begins,
+ * before waiting for the events in flight; mmp_sink_free calls it too.
+ * Any thread; accepts NULL. */
+void mmp_sink_drain_begin(mmp_sink_t *sink);
+
 /* Writes everything submitted so far, calls its callbacks, stops the writer
  * thread and closes the connection. If the destination is failing, keeps
- * retrying for the drain time (mmp_sink_set_retry) and then fails what is
- * left as retriable. Accepts NULL. */
+ * retrying until the drain time (from mmp_sink_drain_begin, or from now) is
+ * over and then fails what is left as retriable. Accepts NULL. */
 void mmp_sink_free(mmp_sink_t *sink);
 
 #endif

@@ -52,6 +52,15 @@ typedef struct mmp_sink_driver {
          * pre-set to the defaults, once after open. */
         void (*limits)(void *ctx, mmp_sink_limits_t *limits);
 
+        /* Optional. Runs in mmp_sink_submit on the submitting thread (the
+         * lanes, in parallel, and concurrently with write_batch), before the
+         * write is queued: whatever the driver can make of a write once, there
+         * rather than on the one writer thread, kept with
+         * mmp_write_set_prepared (it stays across retries). Returns the
+         * write's size in bytes for the batch bound. Without it, the sink
+         * serialises the documents to JSON text there (mmp_write_doc_dup). */
+        size_t (*prepare)(void *ctx, mmp_write_t *w);
+
         /* Optional (NULL: nothing to create). indexes is the validated form of
          * mmp_sink_ensure_indexes' argument: every element has "keys" (an
          * object of path -> 1 or -1, at least one), "name" (a string of
@@ -82,6 +91,12 @@ int mmp_sink_doc_check(const mmp_write_t *w, size_t i, char *why, size_t why_siz
 /* A failure of write w (MMP_ERR_SINK, stage store, pipeline from w). */
 mmp_failure_t *mmp_sink_failure(const mmp_write_t *w, int retriable, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The driver's data for write w (prepare above): set (replacing and freeing
+ * any earlier one with its free_fn, which may be NULL) and get (NULL when
+ * none). The sink frees it with the write. */
+void mmp_write_set_prepared(mmp_write_t *w, void *data, void (*free_fn)(void *));
+void *mmp_write_prepared(const mmp_write_t *w);
 
 /* Creates the missing parent directories of path (mode 0777 & ~umask).
  * Returns 0, or -1 with errstr = "cannot create directory \"d\": <strerror>".

@@ -386,12 +386,98 @@ static void sqlite_write_batch(void *ctx, mmp_write_t **writes, size_t n, mmp_fa
         if (!sqlite3_get_autocommit(s->db))
                 run(s->rollback);
         colls_forget(s); /* tables created in the lost transaction are gone */
-        mmp_warn("sink", "%s: SQLite database \"%s\": batch of %zu writes not stored: %s", s->name, s->path,
-                 n, abort_msg);
+        /* Debug only: the sink logs the outage once, and its end (sink.c). */
+        mmp_debug("sink", "%s: SQLite database \"%s\": batch of %zu writes not stored: %s", s->name, s->path,
+                  n, abort_msg);
         for (size_t i = 0; i < n; i++)
                 if (!failures[i])
                         failures[i] = mmp_sink_failure(
                             writes[i], 1, "SQLite database \"%s\": batch not stored: %s", s->path, abort_msg);
+}
+
+/* The CREATE INDEX statement for one validated index (sink_driver.h), as
+ * SQLite keeps it in sqlite_master. Queries use the index when they name
+ * the same expression: json_extract(doc, '$.metadata.type'). */
+static char *index_sql(const char *coll, const json_t *ix) {
+        const char *path, *name = json_string_value(json_object_get(ix, "name"));
+        json_t *order;
+        char *sql = NULL;
+        size_t len = 0;
+        FILE *fp = open_memstream(&sql, &len);
+        int first = 1;
+
+        if (!fp)
+                return NULL;
+        fprintf(fp, "CREATE %sINDEX \"%s:%s\" ON \"%s\" (",
+                json_is_true(json_object_get(ix, "unique")) ? "UNIQUE " : "", coll, name, coll);
+        json_object_foreach(json_object_get(ix, "keys"), path, order) {
+                fprintf(fp, "%sjson_extract(doc, '$.%s') %s", first ? "" : ", ", path,
+                        json_integer_value(order) < 0 ? "DESC" : "ASC");
+                first = 0;
+        }
+        fputc(')', fp);
+        if (fclose(fp)) {
+                free(sql);
+                return NULL;
+        }
+        return sql;
+}
+
+/* The SQL of index `name` in sqlite_master (malloc), or NULL when there is none. */
+static int index_existing(sqlite_sink_t *s, const char *name, char **sql) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(s->db, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1", -1,
+                                    &st, NULL);
+        *sql = NULL;
+        if (rc != SQLITE_OK)
+                return rc;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *sql = strdup(sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int sqlite_ensure_indexes(void *ctx, const char *collection, const json_t *indexes, char *errstr,
+                                 size_t errstr_size) {
+        sqlite_sink_t *s = ctx;
+        coll_t *c;
+        int rc;
+
+        if ((rc = coll_get(s, collection, 1, &c)) != SQLITE_OK) {
+                snprintf(errstr, errstr_size, "SQLite database \"%s\": cannot create the table: %s", s->path,
+                         sqlite3_errmsg(s->db));
+                return -1;
+        }
+        for (size_t i = 0; i < json_array_size(indexes); i++) {
+                const json_t *ix = json_array_get(indexes, i);
+                const char *name = json_string_value(json_object_get(ix, "name"));
+                char full[512], *want = index_sql(collection, ix), *have = NULL;
+
+                snprintf(full, sizeof(full), "%s:%s", collection, name);
+                if (!want || (rc = index_existing(s, full, &have)) != SQLITE_OK) {
+                        snprintf(errstr, errstr_size, "index \"%s\": %s", name,
+                                 want ? sqlite3_errmsg(s->db) : "out of memory");
+                        free(want);
+                        return -1;
+                }
+                if (have && strcmp(have, want) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "index \"%s\": SQLite database \"%s\" already has index \"%s\" defined "
+                                 "differently (%s); drop it or give this one another name",
+                                 name, s->path, full, have);
+                        rc = -1;
+                } else if (!have && (rc = sqlite3_exec(s->db, want, NULL, NULL, NULL)) != SQLITE_OK) {
+                        snprintf(errstr, errstr_size, "index \"%s\": SQLite database \"%s\": %s", name, s->path,
+                                 sqlite3_errmsg(s->db));
+                }
+                free(want);
+                free(have);
+                if (rc != SQLITE_OK)
+                        return -1;
+        }
+        return 0;
 }
 
 static void sqlite_close(void *ctx) {
@@ -491,4 +577,5 @@ const mmp_sink_driver_t mmp_sink_sqlite_driver = {
     .open = sqlite_open,
     .write_batch = sqlite_write_batch,
     .close = sqlite_close,
+    .ensure_indexes = sqlite_ensure_indexes,
 };

@@ -8,11 +8,15 @@
 #   mongo_server.sh start DIR [PORT]    starts it (on PORT, else a free port), waits until it
 #                                       answers ping; prints uri=mongodb://127.0.0.1:PORT,
 #                                       port=PORT, pid=PID. Writes DIR/mongo.pid, DIR/mongo.port
-#   mongo_server.sh stop DIR            SIGTERM (the data is written to DIR/congo-data.json),
-#                                       SIGKILL after 10 s. Quiet when it is not running
+#   mongo_server.sh stop DIR            SIGTERM (the data is written to DIR/congo-data.json);
+#                                       SIGKILL after 20 s, and then exit 1 (the data is lost).
+#                                       Quiet when it is not running
 #   mongo_server.sh resume DIR          starts it again on the port in DIR/mongo.port, with
 #                                       the data the last stop wrote: a database outage
 #   mongo_server.sh crash DIR           SIGKILL: the data since the last start is lost
+#
+# MONGO_FAST_PATHS=on (benchmarks only) starts it with congo.mjs --fast-paths on: writes by _id
+# and equality deletes through indexes, not CongoDB's scan of the whole collection.
 #
 # CongoDB keeps its data in memory. It writes it to DIR/congo-data.json when stopped (SIGTERM)
 # and reads it back at start, so stop + resume keeps the data, as a restarted mongod would.
@@ -101,7 +105,8 @@ launch() {
         local dir=$1 port=$2 pid i
         # Detached from the caller's stdout, so $(mongo_server.sh start ...) does not wait for it.
         node "$CONGO_SRC/congo.mjs" --modules "$MODULES" --port "$port" \
-                --persist "$dir/congo-data.json" </dev/null >>"$dir/mongo.log" 2>&1 &
+                --persist "$dir/congo-data.json" --fast-paths "${MONGO_FAST_PATHS:-off}" \
+                </dev/null >>"$dir/mongo.log" 2>&1 &
         pid=$!
         echo "$pid" >"$dir/mongo.pid"
         for ((i = 0; i < START_TIMEOUT_S * 10; i++)); do
@@ -170,11 +175,15 @@ cmd_stop() {
         rm -f "$dir/mongo.pid"
         is_running "$pid" || return 0
         kill -"$sig" "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
+        # A busy CongoDB sees the signal only after the command it is working on.
+        for ((i = 0; i < 200; i++)); do
                 is_running "$pid" || return 0
                 sleep 0.1
         done
         kill -KILL "$pid" 2>/dev/null || true
+        [[ $sig == KILL ]] && return 0
+        echo "mongo_server: pid $pid did not stop within 20 s of SIGTERM; killed it: its data is lost" >&2
+        return 1
 }
 
 [[ $# -ge 1 ]] || usage

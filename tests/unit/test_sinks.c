@@ -1,7 +1,8 @@
 /*
  * Destinations: the SQLite driver's upsert/version/delete semantics against
  * real database files (read back with the sqlite3 API), the writer thread's
- * one-callback-per-write promise, open errors, and the JSON Lines driver.
+ * one-callback-per-write promise and its retries, declared indexes, open
+ * errors, and the JSON Lines driver.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* nftw */
@@ -384,12 +385,34 @@ static void test_sqlite_bad_write_fails_alone(void **state) {
         results_clear(r, 8);
 }
 
-static void test_sqlite_locked_database_fails_retriably(void **state) {
+/* Callbacks so far (the test's own count). */
+static int done_so_far(void) {
+        pthread_mutex_lock(&done_lock);
+        int n = done_count;
+        pthread_mutex_unlock(&done_lock);
+        return n;
+}
+
+static void sleep_ms(int ms) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+}
+
+/* Fast retries for the tests; drain_ms bounds mmp_sink_free. */
+static void fast_retry(mmp_sink_t *s, int64_t drain_ms) {
+        mmp_sink_retry_t r = {.base_ms = 10, .cap_ms = 50, .drain_ms = drain_ms};
+        mmp_sink_set_retry(s, &r);
+}
+
+/* A retriable failure (the database locked by another writer) is the sink's
+ * to retry: the write is not called back while the lock is held, and is
+ * stored once it is gone, before the write submitted after it. */
+static void test_sqlite_locked_database_is_retried(void **state) {
         mmp_sink_t *s = open_sqlite(dbpath, 50);
         result_t r[3] = {{0}};
-        char expected[1024];
         sqlite3 *db;
 
+        fast_retry(s, 30000);
         upsert(s, &r[0], "docs", "p1", "b", "k", "v", docs(1, -1));
         wait_done(1);
         assert_stored(r, 1);
@@ -397,21 +420,186 @@ static void test_sqlite_locked_database_fails_retriably(void **state) {
         assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
         upsert(s, &r[1], "docs", "p1", "b", "k", "v2", docs(2, -1));
-        wait_done(2);
-        snprintf(expected, sizeof(expected), "SQLite database \"%s\": batch not stored: database is locked",
-                 dbpath);
-        assert_failed(&r[1], 1, expected);
+        upsert(s, &r[2], "docs", "p1", "b", "k", "v3", docs(3, -1));
+        sleep_ms(600); /* several retries */
+        assert_int_equal(done_so_far(), 1);
+        assert_int_equal(r[1].calls, 0);
         assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
-        assert_string_equal(ids_of("docs", "p1", "b", "k"), ids(1, -1));
 
-        /* The retry goes through once the lock is gone. */
-        upsert(s, &r[2], "docs", "p1", "b", "k", "v2", docs(2, -1));
         wait_done(3);
-        assert_stored(&r[2], 1);
-        assert_string_equal(ids_of("docs", "p1", "b", "k"), ids(2, -1));
+        assert_stored(&r[1], 2);
+        /* In order: v3 came last, so v3 is what is left. */
+        assert_string_equal(ids_of("docs", "p1", "b", "k"), ids(3, -1));
         mmp_sink_free(s);
         results_clear(r, 3);
+}
+
+/* mmp_sink_free with the destination still failing: retries for drain_ms,
+ * then every write still queued fails as retriable (not stored). */
+static void test_sink_free_gives_up_after_drain(void **state) {
+        mmp_sink_t *s = open_sqlite(dbpath, 20);
+        result_t r[2] = {{0}};
+        char prefix[256];
+        sqlite3 *db;
+        int64_t t0;
+
+        fast_retry(s, 400);
+        upsert(s, &r[0], "docs", "p1", "b", "k", "v", docs(1, -1)); /* creates the table */
+        wait_done(1);
+        assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        upsert(s, &r[1], "docs", "p1", "b", "k2", "v", docs(2, -1));
+        sleep_ms(100);
+        t0 = time(NULL);
+        mmp_sink_free(s);
+        assert_true(time(NULL) - t0 < 5);
+        assert_int_equal(r[1].calls, 1);
+        assert_non_null(r[1].failure);
+        assert_int_equal(r[1].failure->retriable, 1);
+        snprintf(prefix, sizeof(prefix), "destination local: not stored; still failing after ");
+        assert_memory_equal(r[1].failure->message, prefix, strlen(prefix));
+        assert_non_null(strstr(r[1].failure->message, "database is locked"));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(db);
+        results_clear(r, 2);
+}
+
+/* mmp_sink_drain_begin (the engine is stopping): writes still failing after
+ * the drain time are called back as retriable without waiting for
+ * mmp_sink_free, so waiting for the events in flight ends; writes that can
+ * be stored still are. */
+static void test_sink_drain_begin_bounds_the_wait(void **state) {
+        mmp_sink_t *s = open_sqlite(dbpath, 20);
+        result_t r[3] = {{0}};
+        sqlite3 *db;
+
+        fast_retry(s, 300);
+        upsert(s, &r[0], "docs", "p1", "b", "k", "v", docs(1, -1)); /* creates the table */
+        wait_done(1);
+        assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        upsert(s, &r[1], "docs", "p1", "b", "k2", "v", docs(2, -1));
+        sleep_ms(200);
+        assert_int_equal(r[1].calls, 0);
+        mmp_sink_drain_begin(s);
+        wait_done(2);
+        assert_non_null(r[1].failure);
+        assert_int_equal(r[1].failure->retriable, 1);
+        assert_non_null(strstr(r[1].failure->message, "database is locked"));
+        assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        upsert(s, &r[2], "docs", "p1", "b", "k3", "v", docs(3, -1));
+        wait_done(3);
+        assert_stored(&r[2], 1);
+        mmp_sink_free(s);
+        results_clear(r, 3);
+}
+
+/* ---- indexes ---- */
+
+/* The detail column of the query plan's first row (static buffer). */
+static const char *query_plan(const char *query) {
+        static char out[1024];
+        char sql[1024];
+        sqlite3 *db;
+        sqlite3_stmt *st;
+
+        snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", query);
+        assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        out[0] = '\0';
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 3))
+                snprintf(out, sizeof(out), "%s", (const char *)sqlite3_column_text(st, 3));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return out;
+}
+
+static int ensure(mmp_sink_t *s, const char *coll, const char *indexes_json, char *err, size_t n) {
+        json_error_t jerr;
+        json_t *ix = json_loads(indexes_json, 0, &jerr);
+        if (!ix)
+                fail_msg("bad test JSON: %s", jerr.text);
+        int rc = mmp_sink_ensure_indexes(s, coll, ix, err, n);
+        json_decref(ix);
+        return rc;
+}
+
+static void expect_index_error(mmp_sink_t *s, const char *indexes_json, const char *expected) {
+        char err[1024] = "";
+        assert_int_equal(ensure(s, "docs", indexes_json, err, sizeof(err)), -1);
+        assert_string_equal(err, expected);
+}
+
+static void test_sqlite_ensure_indexes(void **state) {
+        mmp_sink_t *s = open_sqlite(dbpath, -1);
+        result_t r[2] = {{0}};
+        char err[1024] = "";
+        json_t *dup = docs(2, -1);
+
+        assert_int_equal(ensure(s, "docs",
+                                "[{\"keys\": {\"metadata.type\": 1}, \"unique\": false, \"name\": \"by_type\"},"
+                                " {\"keys\": {\"n\": 1, \"text\": -1}, \"unique\": true}]",
+                                err, sizeof(err)),
+                         0);
+        assert_string_equal(q1("SELECT sql FROM sqlite_master WHERE name = 'docs:by_type'"),
+                            "CREATE INDEX \"docs:by_type\" ON \"docs\" (json_extract(doc, '$.metadata.type') ASC)");
+        assert_string_equal(q1("SELECT sql FROM sqlite_master WHERE name = 'docs:n_1_text_-1'"),
+                            "CREATE UNIQUE INDEX \"docs:n_1_text_-1\" ON \"docs\" (json_extract(doc, '$.n') ASC, "
+                            "json_extract(doc, '$.text') DESC)");
+        /* Queries naming the same expression use it. */
+        assert_non_null(strstr(query_plan("SELECT _id FROM docs WHERE json_extract(doc, '$.metadata.type') = 'x'"),
+                               "USING INDEX docs:by_type"));
+        /* Again: already there, nothing to do. */
+        assert_int_equal(ensure(s, "docs", "[{\"keys\": {\"metadata.type\": 1}, \"name\": \"by_type\"}]", err,
+                                sizeof(err)),
+                         0);
+        /* The same name, another definition. */
+        assert_int_equal(ensure(s, "docs", "[{\"keys\": {\"metadata.kind\": 1}, \"name\": \"by_type\"}]", err,
+                                sizeof(err)),
+                         -1);
+        assert_non_null(strstr(err, "collection \"docs\", index \"by_type\": SQLite database"));
+        assert_non_null(strstr(err, "already has index \"docs:by_type\" defined differently"));
+
+        /* unique is enforced: a second document with the same (n, text) fails its write alone. */
+        upsert(s, &r[0], "docs", "p1", "b", "k1", "v", docs(2, -1));
+        json_object_set_new(json_array_get(dup, 0), "_id", json_string(oid(3)));
+        upsert(s, &r[1], "docs", "p1", "b", "k2", "v", dup);
+        wait_done(2);
+        assert_stored(&r[0], 1);
+        assert_non_null(r[1].failure);
+        assert_int_equal(r[1].failure->retriable, 0);
+        assert_non_null(strstr(r[1].failure->message, "UNIQUE constraint failed"));
+
+        expect_index_error(s, "{}", "collection \"docs\", indexes: expected an array of index objects");
+        expect_index_error(s, "[1]",
+                           "collection \"docs\", indexes[0]: expected an object with \"keys\" (and optionally "
+                           "\"unique\", \"name\")");
+        expect_index_error(s, "[{\"keys\": {}}]",
+                           "collection \"docs\", indexes[0].keys: expected an object of 1 to 32 field paths, "
+                           "each to 1 (ascending) or -1 (descending)");
+        expect_index_error(s, "[{\"keys\": {\"a\": 2}}]",
+                           "collection \"docs\", indexes[0].keys.a: expected 1 (ascending) or -1 (descending)");
+        expect_index_error(s, "[{\"keys\": {\"$a\": 1}}]",
+                           "collection \"docs\", indexes[0].keys: \"$a\" is not a field path (names of letters, "
+                           "digits, '_' and '-', joined by '.')");
+        expect_index_error(s, "[{\"keys\": {\"a..b\": 1}}]",
+                           "collection \"docs\", indexes[0].keys: \"a..b\" is not a field path (names of letters, "
+                           "digits, '_' and '-', joined by '.')");
+        expect_index_error(s, "[{\"keys\": {\"a\": 1}, \"unique\": 1}]",
+                           "collection \"docs\", indexes[0].unique: expected true or false");
+        expect_index_error(s, "[{\"keys\": {\"a\": 1}, \"name\": \"x y\"}]",
+                           "collection \"docs\", indexes[0].name: expected a string of [A-Za-z0-9_.-], at most "
+                           "100 characters");
+        expect_index_error(s, "[{\"keys\": {\"a\": 1}, \"sparse\": true}]",
+                           "collection \"docs\", indexes[0]: unknown key \"sparse\" (expected keys, unique, name)");
+        expect_index_error(s, "[{\"keys\": {\"a\": 1}}, {\"keys\": {\"a\": 1}}]",
+                           "collection \"docs\", indexes[1]: the name \"a_1\" is also the name of indexes[0]");
+        assert_int_equal(ensure(s, "bad name", "[]", err, sizeof(err)), -1);
+        assert_string_equal(err, "invalid collection name \"bad name\" (expected [A-Za-z0-9_.-]+)");
+        mmp_sink_free(s);
+        results_clear(r, 2);
 }
 
 /* ---- the writer thread ---- */
@@ -533,8 +721,14 @@ static void test_sink_types(void **state) {
         expect_open_error("x", "{\"type\":\"postgres\"}",
                           "connections.x.type: unknown destination type \"postgres\" (expected sqlite, "
                           "jsonl or mongodb)");
+#ifdef MMP_WITH_MONGODB
+        expect_open_error("mongo", "{\"type\":\"mongodb\",\"uri\":\"mongodb://localhost\"}",
+                          "connections.mongo.database: expected a database name (1 to 63 characters, none of "
+                          "/\\. \"$)");
+#else
         expect_open_error("mongo", "{\"type\":\"mongodb\",\"uri\":\"mongodb://localhost\"}",
                           "connections.mongo.type: mongodb is not supported in this build");
+#endif
         expect_open_error("y", "{\"path\":\"x.db\"}",
                           "connections.y.type: expected a string (sqlite, jsonl or mongodb)");
         expect_open_error("z", "[]", "connections.z: expected an object");
@@ -636,16 +830,26 @@ static void test_jsonl_file(void **state) {
                           "connections.out.path: expected a string (a file, or \"-\" for stdout)");
 }
 
+/* A full disk is retriable: the writes wait for space; at mmp_sink_free
+ * they fail as retriable once the drain time is over. */
 static void test_jsonl_write_error_is_retriable(void **state) {
         result_t r[2] = {{0}};
         mmp_sink_t *s = open_jsonl("/dev/full");
+        const char *expected = "cannot write to \"/dev/full\": No space left on device";
 
+        fast_retry(s, 300);
         upsert(s, &r[0], "docs", "p1", "b", "k1", "v1", docs(1, 2, -1));
-        wait_done(1);
-        assert_failed(&r[0], 1, "cannot write to \"/dev/full\": No space left on device");
-        upsert(s, &r[1], "docs", "p1", "b", "k1", "v1", docs(1, 2, -1));
+        upsert(s, &r[1], "docs", "p1", "b", "k2", "v1", docs(3, -1));
+        sleep_ms(200);
+        assert_int_equal(done_so_far(), 0);
         mmp_sink_free(s);
-        assert_failed(&r[1], 1, "cannot write to \"/dev/full\": No space left on device");
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(r[i].calls, 1);
+                assert_non_null(r[i].failure);
+                assert_int_equal(r[i].failure->retriable, 1);
+                assert_int_equal(r[i].failure->code, MMP_ERR_SINK);
+                assert_non_null(strstr(r[i].failure->message, expected));
+        }
         results_clear(r, 2);
 }
 
@@ -656,7 +860,10 @@ int main(void) {
             cmocka_unit_test_setup_teardown(test_sqlite_fewer_docs_same_version, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_delete, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_bad_write_fails_alone, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_sqlite_locked_database_fails_retriably, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sqlite_locked_database_is_retried, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sink_free_gives_up_after_drain, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sink_drain_begin_bounds_the_wait, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sqlite_ensure_indexes, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sink_free_calls_back_every_write, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_open_errors, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_creates_directories, setup, teardown),
