@@ -17,6 +17,9 @@
 #include "cli/cli.h"
 #include "plugin/loader.h"
 #include "serve/serve.h"
+#ifdef MMP_WITH_MONGODB
+#include <mongoc/mongoc.h>
+#endif
 
 static const char check_help[] =
     "usage: mmpipe check [--config FILE] [--set KEY=VALUE]... [--pipelines DIR] [--plugins DIR]\n"
@@ -136,7 +139,11 @@ int mmp_cmd_version(int argc, char **argv) {
         printf("  kafka source     no (not supported in this build: librdkafka was not found)\n");
 #endif
         printf("  s3 fetch         yes (SigV4, shared credentials, HEAD, streamed, retries); http(s) fetch yes\n");
-        printf("  mongodb sink     no (not supported in this build)\n");
+#ifdef MMP_WITH_MONGODB
+        printf("  mongodb sink     yes (libmongoc %s: bulk upserts, version clean-up, outages retried)\n", MONGOC_VERSION_S);
+#else
+        printf("  mongodb sink     no (not supported in this build: libmongoc was not found)\n");
+#endif
         printf("  sagemaker invoke yes (SigV4, per-endpoint limit, rate, breaker, retries; models by name)\n");
         printf("  serve            %s\n", mmp_serve_feature());
         return MMP_EXIT_OK;
