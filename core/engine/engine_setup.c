@@ -118,6 +118,13 @@ static int open_sinks(mmp_engine_t *e, char *err, size_t n) {
                 json_decref(override);
                 if (!e->pipeline_sink[i])
                         return -1;
+                if (p->indexes) {
+                        char why[512];
+                        if (mmp_sink_ensure_indexes(e->pipeline_sink[i], p->collection, p->indexes, why, sizeof(why))) {
+                                snprintf(err, n, "%s: pipeline \"%s\": destination.indexes: %s", p->file, p->name, why);
+                                return -1;
+                        }
+                }
         }
         return 0;
 }

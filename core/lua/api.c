@@ -525,6 +525,23 @@ static int read_destination(lua_State *L, int didx, mmp_pipeline_t *p, char *err
                 return -1;
         }
         lua_pop(L, 1);
+        lua_getfield(L, didx, "indexes");
+        if (lua_type(L, -1) == LUA_TTABLE) {
+                char jerr[256];
+                json_t *ix = mmp_lua_to_json(L, -1, "destination.indexes", jerr, sizeof(jerr));
+                if (!ix || !json_is_array(ix)) {
+                        snprintf(err, n, "%s", ix ? "destination.indexes must be a list of { keys = {...}, name = ... }" : jerr);
+                        json_decref(ix);
+                        lua_pop(L, 1);
+                        return -1;
+                }
+                p->indexes = ix;
+        } else if (!lua_isnil(L, -1)) {
+                snprintf(err, n, "destination.indexes must be a list of { keys = {...}, name = ... }");
+                lua_pop(L, 1);
+                return -1;
+        }
+        lua_pop(L, 1);
         lua_getfield(L, didx, "metadata");
         if (lua_type(L, -1) == LUA_TTABLE) {
                 char jerr[256];

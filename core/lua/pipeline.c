@@ -97,5 +97,6 @@ void mmp_pipeline_free(mmp_pipeline_t *p) {
         free(p->connection);
         free(p->collection);
         json_decref(p->metadata);
+        json_decref(p->indexes);
         free(p);
 }

@@ -34,6 +34,7 @@ typedef struct mmp_pipeline {
         char *collection;
         json_t *metadata; /* merged into each document's "metadata"; may be NULL */
         int fetch;        /* the handler reads the object's bytes (`fetch = false`: metadata only) */
+        json_t *indexes;  /* destination.indexes: created at start-up; may be NULL */
 } mmp_pipeline_t;
 
 /* Does the pipeline take this event? (content type, key, size) */
