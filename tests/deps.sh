@@ -16,7 +16,7 @@ MMP_DEPS=(
         build-essential gcc cmake pkg-config
         libluajit-5.1-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev libmagic-dev
         libcmocka-dev libxml2-dev libcmark-dev librdkafka-dev libmongoc-dev
-        sqlite3 python3 file curl kcat python3-kafka python3-boto3 libjemalloc-dev libmicrohttpd-dev nodejs npm python3-pymongo
+        sqlite3 python3 file curl kcat python3-kafka python3-boto3 libjemalloc-dev libmicrohttpd-dev python3-pymongo
 )
 
 # Set once apt-get update has run in this shell, so several calls cost one update.
@@ -44,7 +44,12 @@ mmp_deps_ensure() {
                 echo "deps: install by hand: ${MMP_DEPS[*]} $*" >&2
                 return 0
         fi
-        missing=$(mmp_deps_missing "${MMP_DEPS[@]}" "$@")
+        # Node.js for the MongoDB stand-in: these machines may already carry a
+        # Node.js with its own npm (which Debian's npm package conflicts with);
+        # Debian's packages only when there is none.
+        local node_pkgs=()
+        command -v npm >/dev/null 2>&1 || node_pkgs=(nodejs npm)
+        missing=$(mmp_deps_missing "${MMP_DEPS[@]}" "${node_pkgs[@]}" "$@")
         [[ -z $missing ]] && return 0
 
         cmd="apt-get install -y -q --no-install-recommends $missing"
