@@ -111,4 +111,14 @@ assert_contains "$(cat rep3.txt)" "2 dead letters replayed" "a later replay take
 run_mmp rep4.txt rep4.err replay --config "$T/c1.json" --error-class BAD_INPUT
 assert_contains "$(cat rep4.txt)" "0 dead letters replayed" "nothing new: nothing replayed"
 
+say "ObjectRemoved notifications delete every document derived from the objects"
+notifications "$T/removed.jsonl" --removed --per-message 5
+produce "$T/removed.jsonl"
+no_rows() { [ "$(rows)" = 0 ]; }
+start_engine run5 "$T/c1.json"
+wait_until 120 "every document deleted" no_rows
+wait_until 60 "every offset committed" lag_zero group-one
+stop_engine "$ENGINE_PID"
+assert_eq 0 "$(rows)" "documents left after the removals"
+
 finish
