@@ -187,8 +187,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                         rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
                 else
                         rd_kafka_assign(rk, parts);
-                if (src->paused)
-                        rd_kafka_pause_partitions(rk, parts);
+                /* librdkafka keeps a partition's pause flag across a revoke and
+                 * a later re-assignment: set it from our state, both ways, or
+                 * a partition paused before a rebalance stays paused forever. */
+                pthread_mutex_lock(&src->lock);
+                int paused = src->paused;
+                pthread_mutex_unlock(&src->lock);
+                (paused ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(rk, parts);
                 return;
         }
         /* Revoked (or lost): store and commit what is done; events still in
