@@ -17,7 +17,8 @@ static const char defaults_json[] =
     "  \"default_connection\": \"local\",\n"
     "  \"connections\": { \"local\": { \"type\": \"sqlite\", \"path\": \"./mmpipe.db\" } },\n"
     "  \"dead_letters\": { \"path\": \"./mmpipe-dead-letters.jsonl\" },\n"
-    "  \"models\": { \"text-embedding\": { \"provider\": \"local\", \"plugin\": \"embed\", \"op\": \"text\" } },\n"
+    "  \"models\": { \"text-embedding\": { \"provider\": \"local\", \"plugin\": \"embed\", \"op\": \"text\" },\n"
+    "              \"text-generation\": { \"provider\": \"local\", \"plugin\": \"embed\", \"op\": \"describe\" } },\n"
     "  \"log\": { \"level\": \"info\" }\n"
     "}\n";
 

@@ -150,6 +150,45 @@ static mmp_value_t *op_text(void *state, mmp_call_t *call, const mmp_value_t *in
         return out;
 }
 
+/* describe(input, {keywords=8, summary_chars=240}) -> { summary, keywords, model } */
+static mmp_value_t *op_describe(void *state, mmp_call_t *call, const mmp_value_t *input, const mmp_value_t *opts) {
+        embed_words_t words;
+        char err[160];
+        const char *s;
+        size_t len, lead_start, lead_len, n;
+        int64_t want = 8, chars = 240;
+        kw_t *kws = NULL;
+        int oom;
+        mmp_value_t *out, *arr;
+        (void)state;
+        if (!(s = input_text(call, input, &len)))
+                return NULL;
+        if (host->value_type(host->value_get(opts, "keywords")) == MMP_VAL_INT)
+                want = host->value_int(host->value_get(opts, "keywords"));
+        if (host->value_type(host->value_get(opts, "summary_chars")) == MMP_VAL_INT)
+                chars = host->value_int(host->value_get(opts, "summary_chars"));
+        if (want < 0 || want > 100 || chars < 16 || chars > 4096) {
+                host->call_fail(call, 0, "describe: opts.keywords must be 0..100 and opts.summary_chars 16..4096");
+                return NULL;
+        }
+        if (embed_tokenize(s, len, &words, err, sizeof(err), &oom)) {
+                host->call_fail(call, oom, "%s", err);
+                return NULL;
+        }
+        n = embed_keywords(&words, &kws);
+        lead_len = embed_lead_sentence(s, len, (size_t)chars, &lead_start);
+        out = host->value_new_map();
+        arr = host->value_new_array();
+        for (size_t i = 0; i < n && (int64_t)i < want; i++)
+                host->value_push(arr, host->value_new_string(words.text + kws[i].start, kws[i].len));
+        host->value_set(out, "summary", host->value_new_string(s + lead_start, lead_len));
+        host->value_set(out, "keywords", arr);
+        host->value_set(out, "model", host->value_new_string("extractive-v1", 13));
+        free(kws);
+        embed_words_free(&words);
+        return out;
+}
+
 static int embed_init(const mmp_host_api_t *h, void **statep, char *errstr, size_t errstr_size) {
         /* Everything used here is in ABI 1.0's table, up to call_cancelled. */
         if (h->struct_size < offsetof(mmp_host_api_t, call_cancelled) + sizeof(h->call_cancelled)) {
@@ -169,6 +208,10 @@ static const mmp_plugin_op_t embed_ops[] = {
          "text(string | {text=} | blob, {dim=256}) -> {embedding=[dim floats, L2 norm 1], dim, "
          "model=\"" EMBED_MODEL_NAME "\"}",
          op_text},
+        {"describe",
+         "describe(string | {text=} | blob, {keywords=8, summary_chars=240}) -> {summary=lead sentence, "
+         "keywords=[most frequent content words], model=\"extractive-v1\"}",
+         op_describe},
         {NULL, NULL, NULL},
 };
 

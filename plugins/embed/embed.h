@@ -114,6 +114,19 @@ void embed_words_free(embed_words_t *w);
  * character n-grams. */
 int embed_is_stopword(const char *word, size_t len);
 
+/* ---- extractive description (embed_describe.c) ---- */
+
+typedef struct kw kw_t;
+/* Length of the lead sentence of s (at most max bytes); *startp: where it begins. */
+size_t embed_lead_sentence(const char *s, size_t len, size_t max, size_t *startp);
+/* The distinct content words of w, most frequent first (ties: first seen
+ * first), into *out (free()). Returns how many. Each: start, len into w->text. */
+size_t embed_keywords(const embed_words_t *w, kw_t **out);
+struct kw {
+        size_t start, len;
+        size_t count, first;
+};
+
 /* ---- the vector ---- */
 
 /* Computes the L2-normalised embedding of `w` into out[dim]. Returns 0,

@@ -1,8 +1,9 @@
 -- The default text pipeline, the seed's flow for text: extract the text of
--- plain text, Markdown and HTML files, cut it into overlapping chunks at
--- sentence or word boundaries, embed every chunk with the model named
--- "text-embedding" (a local plugin by default, a SageMaker endpoint by
--- config: the handler does not change), and store one document per chunk.
+-- plain text, Markdown and HTML files; generate a description of the file
+-- with the model named "text-generation"; cut the text into overlapping
+-- chunks at sentence or word boundaries and embed every chunk with the model
+-- named "text-embedding"; store one document per chunk. Both models are
+-- local plugins by default and SageMaker endpoints by config alone.
 local mmpipe = require "mmpipe"
 
 return mmpipe.pipeline {
@@ -15,6 +16,8 @@ return mmpipe.pipeline {
     local text = mmpipe.tools.text.extract(event)
     local meta = mmpipe.tools.text.metadata(text.text, { format = "plain" })
     local chunks = mmpipe.tools.text.chunk(text.text, { size = 1000, overlap = 100, format = "plain" })
+    -- generate
+    local about = mmpipe.generate("text-generation", text.text)
     -- embed (all chunks at once: concurrent calls when the model is remote)
     local inputs = {}
     for i, chunk in ipairs(chunks) do inputs[i] = chunk.text end
@@ -30,6 +33,7 @@ return mmpipe.pipeline {
           chunk_index = chunk.index, char_start = chunk.start, char_stop = chunk.stop,
           format = text.format, invalid_bytes = text.invalid_bytes, embedding_model = "text-embedding",
           file_characters = meta.characters, file_words = meta.words, file_lines = meta.lines,
+          file_summary = about.summary, file_keywords = about.keywords,
         },
       }
     end

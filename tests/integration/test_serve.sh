@@ -31,7 +31,7 @@ assert_contains "$(cat err.txt)" 'no plugin named "nosuch"' "the message"
 assert_contains "$(cat err.txt)" "embed" "the message lists the loaded plugins"
 run_mmp out.txt err.txt serve --plugin embed --op nosuch --plugins "$TEXT_PLUGINS" --port "$PORT"
 assert_rc 2 "serve --op nosuch"
-assert_contains "$(cat err.txt)" "has no operation \"nosuch\" (operations: text)" "the message"
+assert_contains "$(cat err.txt)" "has no operation \"nosuch\" (operations: text describe)" "the message"
 
 say "start mmpipe serve --plugin embed --op text on port $PORT"
 "$MMP" serve --plugin embed --op text --port "$PORT" --host 127.0.0.1 --plugins "$TEXT_PLUGINS" \

@@ -69,7 +69,8 @@ static void test_defaults(void **state) {
             " \"default_connection\": \"local\","
             " \"connections\": {\"local\": {\"type\": \"sqlite\", \"path\": \"./mmpipe.db\"}},"
             " \"dead_letters\": {\"path\": \"./mmpipe-dead-letters.jsonl\"},"
-            " \"models\": {\"text-embedding\": {\"provider\": \"local\", \"plugin\": \"embed\", \"op\": \"text\"}},"
+            " \"models\": {\"text-embedding\": {\"provider\": \"local\", \"plugin\": \"embed\", \"op\": \"text\"},"
+            "             \"text-generation\": {\"provider\": \"local\", \"plugin\": \"embed\", \"op\": \"describe\"}},"
             " \"log\": {\"level\": \"info\"}}",
             0, NULL);
         assert_non_null(want);

@@ -33,6 +33,7 @@ static void *embed_dl;
 static const mmp_plugin_t *embed_plugin;
 static void *embed_state;
 static mmp_op_fn op_text;
+static mmp_op_fn op_describe;
 
 /* ---- the host API of this test ---- */
 
@@ -114,9 +115,12 @@ static int load_plugin(void **unused) {
                 fprintf(stderr, "%s: init failed: %s\n", path, errstr);
                 return -1;
         }
-        for (const mmp_plugin_op_t *op = embed_plugin->ops; op->name; op++)
+        for (const mmp_plugin_op_t *op = embed_plugin->ops; op->name; op++) {
                 if (!strcmp(op->name, "text"))
                         op_text = op->fn;
+                if (!strcmp(op->name, "describe"))
+                        op_describe = op->fn;
+        }
         return op_text ? 0 : -1;
 }
 
@@ -237,7 +241,40 @@ static void test_descriptor(void **unused) {
         assert_string_equal(embed_plugin->version, "1.0.0");
         assert_string_equal(embed_plugin->ops[0].name, "text");
         assert_null(strchr(embed_plugin->ops[0].doc, '\n'));
-        assert_null(embed_plugin->ops[1].name);
+        assert_string_equal(embed_plugin->ops[1].name, "describe");
+        assert_null(strchr(embed_plugin->ops[1].doc, '\n'));
+        assert_null(embed_plugin->ops[2].name);
+}
+
+/* describe: the lead sentence and the most frequent content words. */
+static void test_describe(void **unused) {
+        struct mmp_call call = {0};
+        mmp_value_t *in = str("Tide pools hold crabs. The crabs hide under weed, and the pools warm "
+                              "in the sun while crabs wait for the tide.");
+        mmp_value_t *opts = mmp_value_new_map();
+        assert_int_equal(mmp_value_set(opts, "keywords", mmp_value_new_int(3)), 0);
+        mmp_value_t *out = op_describe(embed_state, &call, in, opts);
+        const mmp_value_t *kw;
+        assert_non_null(out);
+        assert_string_equal(mmp_value_string(mmp_value_get(out, "summary"), NULL), "Tide pools hold crabs.");
+        kw = mmp_value_get(out, "keywords");
+        assert_int_equal(mmp_value_len(kw), 3);
+        assert_string_equal(mmp_value_string(mmp_value_index(kw, 0), NULL), "crabs"); /* 3 times */
+        assert_string_equal(mmp_value_string(mmp_value_index(kw, 1), NULL), "tide");  /* 2, first seen */
+        assert_string_equal(mmp_value_string(mmp_value_index(kw, 2), NULL), "pools");
+        assert_string_equal(mmp_value_string(mmp_value_get(out, "model"), NULL), "extractive-v1");
+        mmp_value_free(out);
+        mmp_value_free(in);
+        mmp_value_free(opts);
+        /* Bad options are refused, naming them. */
+        struct mmp_call bad = {0};
+        in = str("x");
+        opts = mmp_value_new_map();
+        assert_int_equal(mmp_value_set(opts, "keywords", mmp_value_new_int(1000)), 0);
+        assert_null(op_describe(embed_state, &bad, in, opts));
+        assert_non_null(strstr(bad.err, "opts.keywords"));
+        mmp_value_free(in);
+        mmp_value_free(opts);
 }
 
 /* The hash is FNV-1a 64 (published test vectors) then fmix64. */
@@ -478,7 +515,7 @@ static void test_reentrant(void **unused) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_descriptor),    cmocka_unit_test(test_hash),
+            cmocka_unit_test(test_descriptor),    cmocka_unit_test(test_describe),  cmocka_unit_test(test_hash),
             cmocka_unit_test(test_pinned_output), cmocka_unit_test(test_shape_and_default_dim),
             cmocka_unit_test(test_unit_norm),     cmocka_unit_test(test_deterministic),
             cmocka_unit_test(test_dim_option),    cmocka_unit_test(test_normalisation),
