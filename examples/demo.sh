@@ -146,6 +146,19 @@ EOF
         echo "  ok: $UNMATCHED file(s) matched no pipeline (chime.wav: there is no audio pipeline yet); counted, not failed"
 }
 
+# Every chunk was embedded by the local text model: find the nearest ones
+# to a question, without any cloud service (lexical similarity, docs/models.md).
+show_search() {
+        local query="how do tide pools change at low water"
+        step "search: the chunks nearest to \"$query\""
+        "$MMPIPE" search --set connections.local.path="$DB" --text "$query" --top 3 |
+                python3 -c 'import json, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    print("  %.3f  %s: %s" % (d["score"], d["key"].rsplit("/", 1)[-1], " ".join(d.get("text", "").split())[:90]))' ||
+                die "mmpipe search failed"
+}
+
 show_next_steps() {
         # Quoted for the shell, so the commands paste as they are whatever DEMO_OUT is.
         local db dead
@@ -161,6 +174,8 @@ show_next_steps() {
   sqlite3 $db "select json_extract(doc,'\$._lineage.object.key'), count(*) from text_chunks group by 1"
   # the dead letters, one JSON object per failed event (stage, error, traceback, original event)
   python3 -m json.tool --json-lines $dead
+  # the documents nearest to a question (embeddings made by the local text model)
+  $MMPIPE search --set connections.local.path=$db --text "sourdough starter feeding"
   # one file's documents as JSON lines on stdout, without storing them
   $MMPIPE process $MEDIA/rain-gauge-guide.md
   # keep watching a folder, as a daemon would (Ctrl-C drains and stops)
@@ -179,6 +194,7 @@ main() {
         run_engine
         read_summary
         show_results
+        show_search
         show_next_steps
         printf '\ndemo: done in %ds; documents in %s, dead letters in %s\n' $((SECONDS - start)) "$DB" "$DEAD"
 }
