@@ -20,14 +20,7 @@
 
 #include "../../plugins/embed/embed.h"
 #include "plugin/value.h"
-
-/* The call as this test's host sees it; the plugin only holds a pointer. */
-struct mmp_call {
-        char err[1024];
-        int failures; /* call_fail invocations: exactly one per failed call */
-        int retriable;
-        int cancelled; /* call_cancelled answers this */
-};
+#include "plugin_test_host.h"
 
 static void *embed_dl;
 static const mmp_plugin_t *embed_plugin;
@@ -35,86 +28,9 @@ static void *embed_state;
 static mmp_op_fn op_text;
 static mmp_op_fn op_describe;
 
-/* ---- the host API of this test ---- */
-
-static void host_log(const char *plugin, mmp_log_level_t level, const char *fmt, ...) {
-}
-
-static void host_call_fail(mmp_call_t *call, int retriable, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(call->err, sizeof(call->err), fmt, ap);
-        va_end(ap);
-        call->failures++;
-        call->retriable = retriable;
-}
-
-static int host_call_cancelled(mmp_call_t *call) {
-        return call->cancelled;
-}
-
-static int host_call_tempfile(mmp_call_t *call, const char *suffix, char *path, size_t size) {
-        host_call_fail(call, 0, "no temp files in this test");
-        return -1;
-}
-
-static const mmp_host_api_t test_host = {
-    .abi_major = MMP_PLUGIN_ABI_MAJOR,
-    .abi_minor = MMP_PLUGIN_ABI_MINOR,
-    .struct_size = sizeof(mmp_host_api_t),
-    .alloc = malloc,
-    .realloc = realloc,
-    .free = free,
-    .log = host_log,
-    .value_type = mmp_value_type,
-    .value_bool = mmp_value_bool,
-    .value_int = mmp_value_int,
-    .value_double = mmp_value_double,
-    .value_string = mmp_value_string,
-    .value_len = mmp_value_len,
-    .value_index = mmp_value_index,
-    .value_key = mmp_value_key,
-    .value_get = mmp_value_get,
-    .value_new_nil = mmp_value_new_nil,
-    .value_new_bool = mmp_value_new_bool,
-    .value_new_int = mmp_value_new_int,
-    .value_new_double = mmp_value_new_double,
-    .value_new_string = mmp_value_new_string,
-    .value_new_array = mmp_value_new_array,
-    .value_new_map = mmp_value_new_map,
-    .value_push = mmp_value_push,
-    .value_set = mmp_value_set,
-    .value_free = mmp_value_free,
-    .blob_new = mmp_blob_new,
-    .blob_new_owned = mmp_blob_new_owned,
-    .blob_data = mmp_blob_data,
-    .call_fail = host_call_fail,
-    .call_cancelled = host_call_cancelled,
-    .call_tempfile = host_call_tempfile,
-};
-
 static int load_plugin(void **unused) {
-        char path[4096], errstr[256] = "";
-        const char *dir = getenv("MMP_TEST_BUILD_DIR");
-        mmp_plugin_entry_fn entry;
-
-        if (dir)
-                snprintf(path, sizeof(path), "%s/plugins/embed.so", dir);
-        else
-                snprintf(path, sizeof(path), "%s/embed.so", MMP_BUILD_PLUGIN_DIR);
-        if (!(embed_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
-                fprintf(stderr, "cannot load %s: %s\n", path, dlerror());
+        if (test_plugin_open("embed", &embed_dl, &embed_plugin, &embed_state))
                 return -1;
-        }
-        *(void **)&entry = dlsym(embed_dl, MMP_PLUGIN_ENTRY_SYMBOL);
-        if (!entry || !(embed_plugin = entry())) {
-                fprintf(stderr, "%s: no %s\n", path, MMP_PLUGIN_ENTRY_SYMBOL);
-                return -1;
-        }
-        if (embed_plugin->init(&test_host, &embed_state, errstr, sizeof(errstr))) {
-                fprintf(stderr, "%s: init failed: %s\n", path, errstr);
-                return -1;
-        }
         for (const mmp_plugin_op_t *op = embed_plugin->ops; op->name; op++) {
                 if (!strcmp(op->name, "text"))
                         op_text = op->fn;
@@ -454,7 +370,7 @@ static void test_long_word(void **unused) {
 }
 
 static void test_cancelled(void **unused) {
-        struct mmp_call call = {.cancelled = 1};
+        struct mmp_call call = {.cancel = 1};
         mmp_value_t *out = run(str(para_other), NULL, &call); /* short texts finish before the first check */
         assert_non_null(out);
         mmp_value_free(out);
@@ -463,7 +379,7 @@ static void test_cancelled(void **unused) {
                 memcpy(s + i * 6, "word  ", 6);
         s[3000 * 6] = '\0';
         memset(&call, 0, sizeof(call));
-        call.cancelled = 1;
+        call.cancel = 1;
         assert_null(run(str(s), NULL, &call));
         assert_string_equal(call.err, "cancelled");
         assert_int_equal(call.retriable, 1);
