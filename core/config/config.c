@@ -3,6 +3,7 @@
  * them, ${ENV} interpolation, --set overrides and a schema check whose every
  * error names the key path. Main thread at start-up; read-only afterwards.
  */
+#include "util/jsonw.h"
 #include "config.h"
 
 #include <ctype.h>
@@ -567,24 +568,6 @@ static int check_fail(check_t *c, const char *fmt, ...) {
                     origin_of(c->cfg, c->path.s), msg);
 }
 
-/* The value as compact JSON, cut to 40 chars (on a UTF-8 boundary). */
-static void show(const json_t *v, char out[48]) {
-        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        size_t n = s ? strlen(s) : 0;
-        if (!s) {
-                snprintf(out, 48, "(unprintable)");
-        } else if (n <= 40) {
-                memcpy(out, s, n + 1);
-        } else {
-                n = 37;
-                while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-                        n--;
-                memcpy(out, s, n);
-                memcpy(out + n, "...", 4);
-        }
-        free(s);
-}
-
 /* `"a", "b", "c"` or `a, b, c` (quoted = 0) */
 static void join_names(char *out, size_t size, const char *const *names, size_t count,
                        int quoted) {
@@ -611,7 +594,7 @@ static void spec_names(const key_spec_t *keys, const char *extra, char *out, siz
 
 static int expected(check_t *c, const char *what, const json_t *got) {
         char shown[48];
-        show(got, shown);
+        mmp_json_excerpt(got, shown);
         return check_fail(c, "%s: expected %s, got %s", c->path.s, what, shown);
 }
 

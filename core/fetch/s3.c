@@ -4,6 +4,7 @@
  * fills an event from them. Fetches run on worker threads and share the
  * settings (read-only) and the credentials cache (under a mutex).
  */
+#include "util/jsonw.h"
 #include "fetch/s3.h"
 
 #include <curl/curl.h>
@@ -36,21 +37,9 @@ static const char *env_nonempty(const char *name) {
         return v && *v ? v : NULL;
 }
 
-/* The value as compact JSON, cut to 40 characters, for "got ..." */
-static void show(const json_t *v, char out[48]) {
-        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        if (!s)
-                snprintf(out, 48, "(unprintable)");
-        else if (strlen(s) <= 40)
-                snprintf(out, 48, "%s", s);
-        else
-                snprintf(out, 48, "%.37s...", s);
-        free(s);
-}
-
 static int expected(char *errstr, size_t n, const char *origin, const char *path, const char *what, const json_t *v) {
         char shown[48];
-        show(v, shown);
+        mmp_json_excerpt(v, shown);
         snprintf(errstr, n, "%s: %s: expected %s, got %s", origin, path, what, shown);
         return -1;
 }

@@ -3,6 +3,7 @@
  * {"bucket","key","file_type"} form) turned into engine events. Pure
  * parsing: any thread.
  */
+#include "util/jsonw.h"
 #include "sources/s3_event.h"
 
 #include <stdio.h>
@@ -58,20 +59,9 @@ static int fail(reader_t *r, const char *fmt, const char *a, const char *b) {
         return -1;
 }
 
-static void shown(const json_t *v, char out[48]) {
-        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        if (!s)
-                snprintf(out, 48, "(unprintable)");
-        else if (strlen(s) <= 40)
-                snprintf(out, 48, "%s", s);
-        else
-                snprintf(out, 48, "%.37s...", s);
-        free(s);
-}
-
 static int wrong_type(reader_t *r, const char *path, const char *what, const json_t *v) {
         char got[48];
-        shown(v, got);
+        mmp_json_excerpt(v, got);
         snprintf(r->err, r->err_size, "%s: expected %s, got %s", path, what, got);
         return -1;
 }

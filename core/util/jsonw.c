@@ -131,6 +131,23 @@ static void put_value(buf_t *b, const json_t *j) {
         }
 }
 
+void mmp_json_excerpt(const json_t *v, char out[MMP_JSON_EXCERPT_SIZE]) {
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        size_t n = s ? strlen(s) : 0;
+        if (!s) {
+                snprintf(out, MMP_JSON_EXCERPT_SIZE, "(unprintable)");
+        } else if (n <= 40) {
+                memcpy(out, s, n + 1);
+        } else {
+                n = 37;
+                while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+                        n--;
+                memcpy(out, s, n);
+                memcpy(out + n, "...", 4);
+        }
+        free(s);
+}
+
 char *mmp_json_dumps(const json_t *j, size_t *lenp) {
         buf_t b = {0};
         put_value(&b, j);

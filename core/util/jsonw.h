@@ -14,4 +14,9 @@
  * NULL for NaN/infinite reals (not JSON) or out of memory. */
 char *mmp_json_dumps(const json_t *j, size_t *lenp);
 
+/* A value as compact JSON for an error message ("got ..."): at most 40
+ * bytes, cut on a UTF-8 boundary with "..." appended. */
+#define MMP_JSON_EXCERPT_SIZE 48
+void mmp_json_excerpt(const json_t *v, char out[MMP_JSON_EXCERPT_SIZE]);
+
 #endif
