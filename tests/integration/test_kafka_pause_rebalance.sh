@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A rebalance while the source is paused by backpressure: a second member
-# joins while the first has its partitions paused. Every partition must
-# flow again afterwards (librdkafka keeps a partition's pause flag across a
-# revoke and a re-assignment: a source that did not reset it left
-# partitions paused for good), and every event is stored.
+# joins while the first has its partitions paused; every partition must flow
+# again afterwards and every event be stored. (Written after a stall seen
+# once in a loaded CI-style run; this scenario did not reproduce it, so it
+# guards the pause/rebalance interplay in general, not that stall.)
 TEST_NAME=test_kafka_pause_rebalance
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
@@ -37,7 +37,6 @@ wait_until 60 "every offset committed" lag_zero pausers
 stop_engine "$PID_a"
 stop_engine "$PID_b"
 assert_eq $N "$(slow_rows)" "documents"
-assert_contains "$(grep -c assigned "$T/a.err")" "" "member a saw the rebalance"
 [ "$(grep -c assigned "$T/a.err")" -ge 2 ] || fail "member a was not re-assigned (no rebalance happened)"
 ok "member a was re-assigned during the run"
 
