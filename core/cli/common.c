@@ -107,8 +107,16 @@ int mmp_cli_parse(mmp_cli_t *cli, int argc, char **argv, const char *allowed, co
                         cli->query_text = val;
                 else if (!strcmp(name, "file"))
                         cli->query_file = val;
-                else if (!strcmp(name, "top"))
-                        cli->top = atoi(val);
+                else if (!strcmp(name, "top")) {
+                        char *end;
+                        long k = strtol(val, &end, 10);
+                        if (*end || k < 1 || k > 10000) {
+                                fprintf(stderr, "mmpipe %s: --top expects a number from 1 to 10000, got \"%s\"\n",
+                                        argv[0], val);
+                                return -1;
+                        }
+                        cli->top = (int)k;
+                }
         }
         mmp_log_set_level(cli->verbose ? MMP_LOG_DEBUG : cli->quiet ? MMP_LOG_ERROR : MMP_LOG_INFO);
         return 0;

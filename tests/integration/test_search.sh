@@ -34,6 +34,9 @@ assert_eq "$T/in/bread.txt" "$(json f.out "print(docs[0]['key'])")" "the best ma
 run_mmp e.out e.err search --set connections.local.path="$T/s.db"
 assert_rc 2 "search without a query"
 assert_contains "$(cat e.err)" "give exactly one of --text or --file" "usage error"
+run_mmp t.out t.err search --set connections.local.path="$T/s.db" --text x --top many
+assert_rc 2 "search --top many"
+assert_contains "$(cat t.err)" "--top expects a number from 1 to 10000, got \"many\"" "bad --top"
 run_mmp m.out m.err search --set connections.local.path="$T/s.db" --text x --model nope
 assert_rc 1 "search with an unknown model"
 assert_contains "$(cat m.err)" "mmpipe.embed('nope'): no such model" "unknown model error"
