@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sink_driver.h"
 #include "util/log.h"
+#include "util/time.h"
 
 #define SQLITE_DEFAULT_BUSY_TIMEOUT_MS 5000
 
@@ -501,8 +503,27 @@ static void sqlite_close(void *ctx) {
         free(s);
 }
 
+/* Switches the database to WAL. SQLite answers SQLITE_BUSY at once, without
+ * its busy handler, when another process is switching or opening the same
+ * new database at that moment (several engines in one consumer group
+ * starting together): try again for up to busy_ms. */
+static int set_wal(sqlite_sink_t *s, int busy_ms, sqlite3_stmt **stp) {
+        int64_t until = mmp_now_ms() + busy_ms;
+        int rc;
+        for (;;) {
+                if ((rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, stp, NULL)) == SQLITE_OK)
+                        rc = sqlite3_step(*stp);
+                if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || mmp_now_ms() >= until)
+                        return rc;
+                sqlite3_finalize(*stp);
+                *stp = NULL;
+                struct timespec ts = {0, 20 * 1000000};
+                nanosleep(&ts, NULL);
+        }
+}
+
 static int open_db(sqlite_sink_t *s, int busy_ms) {
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         int rc;
 
         rc = sqlite3_open_v2(s->path, &s->db,
@@ -513,9 +534,9 @@ static int open_db(sqlite_sink_t *s, int busy_ms) {
         /* WAL: readers (sqlite3 CLI, a search service) never block the writer.
          * NORMAL: durable across a process crash; a power cut may lose the
          * last transactions, which the source then delivers again. */
-        if ((rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL)) != SQLITE_OK)
+        rc = set_wal(s, busy_ms, &st);
+        if (!st)
                 return rc;
-        rc = sqlite3_step(st);
         if (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
                 mmp_debug("sink", "%s: SQLite journal mode is %s, not wal", s->name,
                           (const char *)sqlite3_column_text(st, 0));
