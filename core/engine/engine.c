@@ -63,8 +63,14 @@ static void report_failure(mmp_engine_t *e, mmp_event_t *ev, mmp_failure_t *f) {
         if (e->opts.dead_letter) {
                 if (!e->opts.dead_letter(ev, f, e->opts.dead_letter_opaque))
                         stat_add(&e->stats.dead_letters, 1);
-        } else if (e->deadletters && !mmp_deadletter_write(e->deadletters, ev->original, ev->source, f)) {
-                stat_add(&e->stats.dead_letters, 1);
+        } else if (e->deadletters) {
+                /* Kept as text on the event (most never fail): parsed only here. */
+                json_t *original = ev->original ? json_loads(ev->original, 0, NULL) : NULL;
+                if (ev->original && !original)
+                        original = json_string(ev->original);
+                if (!mmp_deadletter_write(e->deadletters, original, ev->source, f))
+                        stat_add(&e->stats.dead_letters, 1);
+                json_decref(original);
         }
 }
 

@@ -42,7 +42,7 @@ void mmp_event_unref(mmp_event_t *ev) {
         free(ev->detected_type);
         free(ev->etag);
         free(ev->version);
-        json_decref(ev->original);
+        free(ev->original);
         json_decref(ev->source);
         mmp_failure_free(ev->failure);
         free(ev);

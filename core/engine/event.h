@@ -35,7 +35,7 @@ typedef struct mmp_event {
         char *version;         /* version id, else etag: part of every _id */
         int64_t size;
         int64_t time_ms;       /* event time (mtime for files), wall clock */
-        json_t *original;      /* the event as received (dead letters, replay) */
+        char *original;        /* the event as received, JSON text (dead letters, replay) */
         json_t *source;        /* {"type":"file","path":...} or Kafka coordinates */
 
         /* Engine bookkeeping. */

@@ -58,8 +58,10 @@ mmp_event_t *mmp_event_from_path(const char *path) {
                 return NULL;
         mmp_event_set(&ev->url, url);
         mmp_event_set(&ev->event_name, "file");
-        ev->original = json_pack("{s:s}", "path", abs);
         ev->source = json_pack("{s:s, s:s}", "type", "file", "path", abs);
+        json_t *original = json_pack("{s:s}", "path", abs);
+        ev->original = json_dumps(original, JSON_COMPACT);
+        json_decref(original);
         return ev;
 }
 

@@ -79,11 +79,10 @@ static void iso_now(char *buf, size_t n) {
         snprintf(buf + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-int mmp_kafka_dlq_write(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const json_t *event, mmp_stage_t stage,
+int mmp_kafka_dlq_write(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const char *event, mmp_stage_t stage,
                         mmp_err_t code, int attempts, const char *pipeline, const char *message) {
         rd_kafka_headers_t *h = rd_kafka_headers_new(12);
         char part[16], off[24], att[16], when[40];
-        char *ev_text = event ? json_dumps(event, JSON_COMPACT) : NULL;
         delivery_t d = {.done = 0};
         rd_kafka_resp_err_t err;
 
@@ -100,9 +99,8 @@ int mmp_kafka_dlq_write(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const 
         rd_kafka_header_add(h, "mmpipe.source.partition", -1, part, -1);
         rd_kafka_header_add(h, "mmpipe.source.offset", -1, off, -1);
         rd_kafka_header_add(h, "mmpipe.time", -1, when, -1);
-        if (ev_text)
-                rd_kafka_header_add(h, "mmpipe.event", -1, ev_text, -1);
-        free(ev_text);
+        if (event)
+                rd_kafka_header_add(h, "mmpipe.event", -1, event, -1);
 
         pthread_mutex_init(&d.lock, NULL);
         pthread_cond_init(&d.cond, NULL);

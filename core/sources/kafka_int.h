@@ -62,9 +62,9 @@ typedef struct mmp_kafka_dlq mmp_kafka_dlq_t;
 mmp_kafka_dlq_t *mmp_kafka_dlq_new(const mmp_kafka_settings_t *s, char *errstr, size_t n);
 /* Writes one dead letter: the original message (value and key) with
  * mmpipe.* headers. Blocks until the broker acknowledged it or the delivery
- * timeout passed. event and failure may be NULL/partial for malformed
+ * timeout passed. event (the record as JSON text) and failure may be NULL/partial for malformed
  * messages. Any thread. Returns 0 when delivered. */
-int mmp_kafka_dlq_write(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const json_t *event,
+int mmp_kafka_dlq_write(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const char *event,
                         mmp_stage_t stage, mmp_err_t code, int attempts, const char *pipeline,
                         const char *message);
 void mmp_kafka_dlq_free(mmp_kafka_dlq_t *dlq);

@@ -200,7 +200,7 @@ static int emit(reader_t *r, mmp_s3_events_t *out, const fields_t *f) {
                 mmp_event_set(&ev->content_type, ctype);
         ev->size = f->size;
         ev->time_ms = f->time_ms;
-        ev->original = json_incref((json_t *)f->original); /* outlives the message: refcounts are atomic */
+        ev->original = json_dumps(f->original, JSON_COMPACT);
         if (!ev->id || !ev->key || !ev->url || !ev->event_name || !ev->original || push(out, ev))
                 goto nomem;
         free(id);
