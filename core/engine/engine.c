@@ -178,31 +178,35 @@ static json_t *finish_doc(const mmp_pipeline_t *p, const mmp_event_t *ev, json_t
         return out;
 }
 
-void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *wrapper) {
+void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *docs, json_t *plugins,
+                      json_t *endpoints) {
         const mmp_pipeline_t *p = e->pipelines[pidx];
-        json_t *docs = json_object_get(wrapper, "documents"), *plugins = json_object_get(wrapper, "plugins");
-        json_t *endpoints = json_object_get(wrapper, "endpoints");
-        json_t *out = json_array();
         size_t n = json_array_size(docs);
         store_ctx_t *c = calloc(1, sizeof(*c));
-        lineage_parts_t lp = {
-            .source = ev->source ? json_incref(ev->source) : json_null(),
-            .object = object_lineage(ev),
-            .plugins = json_incref(plugins),
-            .endpoints = endpoints ? json_incref(endpoints) : json_array(),
-            /* No processing time: the same object must give byte-identical
-             * documents however often it is processed. */
-            .event_time = iso_time(ev->time_ms),
-        };
+        json_t *out = docs;
 
-        for (size_t i = 0; i < n; i++)
-                json_array_append_new(out, finish_doc(p, ev, json_array_get(docs, i), i, n, &lp));
-        json_decref(lp.source);
-        json_decref(lp.object);
-        json_decref(lp.plugins);
-        json_decref(lp.endpoints);
-        json_decref(lp.event_time);
-        json_decref(wrapper);
+        /* No documents still makes a write: the destination drops what
+         * earlier versions of the object left. */
+        if (n) {
+                lineage_parts_t lp = {
+                    .source = ev->source ? json_incref(ev->source) : json_null(),
+                    .object = object_lineage(ev),
+                    .plugins = plugins ? json_incref(plugins) : json_object(),
+                    .endpoints = endpoints ? json_incref(endpoints) : json_array(),
+                    /* No processing time: the same object must give
+                     * byte-identical documents however often it is processed. */
+                    .event_time = iso_time(ev->time_ms),
+                };
+                out = json_array();
+                for (size_t i = 0; i < n; i++)
+                        json_array_append_new(out, finish_doc(p, ev, json_array_get(docs, i), i, n, &lp));
+                json_decref(lp.source);
+                json_decref(lp.object);
+                json_decref(lp.plugins);
+                json_decref(lp.endpoints);
+                json_decref(lp.event_time);
+                json_decref(docs);
+        }
         c->engine = e;
         c->ev = ev;
         c->pidx = pidx;
@@ -236,8 +240,9 @@ static size_t route(mmp_engine_t *e, const mmp_event_t *ev, size_t *idx) {
         return matched;
 }
 
-/* Hands a routed event to its lane (or finishes it when nothing matched). */
-static void dispatch(mmp_engine_t *e, mmp_event_t *ev, const size_t *idx, size_t matched) {
+/* Hands a routed event to its lane (or finishes it when nothing matched);
+ * through batch when the caller gathers a batch of them. */
+static void dispatch(mmp_engine_t *e, mmp_event_t *ev, const size_t *idx, size_t matched, mmp_lane_batch_t *batch) {
         if (!matched) {
                 mmp_info("route", "%s: no pipeline matches (content type %s)", ev->id,
                           ev->content_type ? ev->content_type : "unknown");
@@ -246,9 +251,13 @@ static void dispatch(mmp_engine_t *e, mmp_event_t *ev, const size_t *idx, size_t
                 return;
         }
         ev->pending = (int)matched; /* before any lane can finish one */
-        mmp_lane_t *lane = e->lanes[ev->seq % (uint64_t)e->n_lanes];
-        for (size_t i = 0; i < matched; i++)
-                mmp_lane_post(lane, ev, idx[i]);
+        int lane = (int)(ev->seq % (uint64_t)e->n_lanes);
+        for (size_t i = 0; i < matched; i++) {
+                if (batch)
+                        mmp_lane_batch_add(batch, lane, ev, idx[i]);
+                else
+                        mmp_lane_post(e->lanes[lane], ev, idx[i]);
+        }
 }
 
 /* Worker thread: fetch, route again with size and detected type known,
@@ -264,7 +273,7 @@ static void fetch_job_run(mmp_job_t *job) {
                 event_fail_early(e, ev, f);
                 return;
         }
-        dispatch(e, ev, idx, route(e, ev, idx));
+        dispatch(e, ev, idx, route(e, ev, idx), NULL);
 }
 
 /* The submitting thread routes on what the event declares before anything
@@ -272,7 +281,7 @@ static void fetch_job_run(mmp_job_t *job) {
  * that need only metadata (fetch = false) get the event without the bytes,
  * and neither costs a trip through the worker pool. Returns 1 when the
  * event needs the pool (a fetch). */
-static int route_early(mmp_engine_t *e, mmp_event_t *ev) {
+static int route_early(mmp_engine_t *e, mmp_event_t *ev, mmp_lane_batch_t *batch) {
         size_t matched, idx[256];
         int need_bytes = 0;
         if (ev->kind == MMP_EVENT_REMOVED) {
@@ -291,7 +300,7 @@ static int route_early(mmp_engine_t *e, mmp_event_t *ev) {
                 need_bytes |= e->pipelines[idx[i]]->fetch;
         if (need_bytes)
                 return 1;
-        dispatch(e, ev, idx, matched);
+        dispatch(e, ev, idx, matched, batch);
         return 0;
 }
 
@@ -309,16 +318,13 @@ static void sinks_drain_begin(mmp_engine_t *e) {
                 mmp_sink_drain_begin(e->sinks[i]);
 }
 
-void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev) {
-        fetch_job_t *fj;
-        pthread_mutex_lock(&e->lock);
+/* Waits for room for more events; 0 when there is, -1 when a stop was
+ * asked for meanwhile. Called and returns with e->lock held. */
+static int wait_for_room(mmp_engine_t *e) {
         while ((int64_t)e->in_flight >= e->max_in_flight) {
                 struct timespec ts;
-                if (e->stop_requested) { /* not taken: a later run sees it again */
-                        pthread_mutex_unlock(&e->lock);
-                        mmp_event_unref(ev);
-                        return;
-                }
+                if (e->stop_requested)
+                        return -1;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_nsec += 200 * 1000000;
                 if (ts.tv_nsec >= 1000000000) {
@@ -329,20 +335,44 @@ void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev) {
                 pthread_cond_timedwait(&e->cond, &e->lock, &ts);
                 e->waiters--;
         }
-        fj = calloc(1, sizeof(*fj));
-        e->in_flight++;
-        ev->seq = e->seq++;
-        pthread_mutex_unlock(&e->lock);
-        stat_add(&e->stats.submitted, 1);
-        ev->engine = e;
-        if (!route_early(e, ev)) {
-                free(fj);
+        return 0;
+}
+
+void mmp_engine_submit_batch(mmp_engine_t *e, mmp_event_t **evs, size_t n) {
+        mmp_lane_batch_t *batch;
+        uint64_t seq;
+        pthread_mutex_lock(&e->lock);
+        if (wait_for_room(e)) { /* not taken: a later run sees them again */
+                pthread_mutex_unlock(&e->lock);
+                for (size_t i = 0; i < n; i++)
+                        mmp_event_unref(evs[i]);
                 return;
         }
-        fj->engine = e;
-        fj->ev = ev;
-        fj->job.run = fetch_job_run;
-        mmp_pool_submit(e->pool, &fj->job);
+        /* The whole batch is admitted once there is room: the limit is
+         * exceeded by at most one batch. */
+        e->in_flight += n;
+        seq = e->seq;
+        e->seq += n;
+        pthread_mutex_unlock(&e->lock);
+        stat_add(&e->stats.submitted, n);
+        batch = mmp_lane_batch_new(e->lanes, e->n_lanes);
+        for (size_t i = 0; i < n; i++) {
+                mmp_event_t *ev = evs[i];
+                ev->seq = seq + i;
+                ev->engine = e;
+                if (route_early(e, ev, batch)) {
+                        fetch_job_t *fj = calloc(1, sizeof(*fj));
+                        fj->engine = e;
+                        fj->ev = ev;
+                        fj->job.run = fetch_job_run;
+                        mmp_pool_submit(e->pool, &fj->job);
+                }
+        }
+        mmp_lane_batch_post(batch);
+}
+
+void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev) {
+        mmp_engine_submit_batch(e, &ev, 1);
 }
 
 int mmp_engine_drain_for(mmp_engine_t *e, int64_t timeout_ms) {

@@ -46,6 +46,10 @@ mmp_engine_t *mmp_engine_new(const mmp_config_t *cfg, const mmp_engine_opts_t *o
 /* Hands an event to the engine (takes the caller's reference). Blocks while
  * engine.max_in_flight events are in flight. */
 void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev);
+/* Hands n events at once (takes each one's reference; evs itself stays the
+ * caller's): routed and posted to the lanes with one hand-off per lane.
+ * Waits while the engine is full, then admits the whole batch. */
+void mmp_engine_submit_batch(mmp_engine_t *e, mmp_event_t **evs, size_t n);
 
 /* Asks the engine to stop (async-signal-safe: only sets a flag): a submit
  * waiting for room gives up (the event is not taken), and destinations
@@ -69,6 +73,10 @@ void mmp_engine_free(mmp_engine_t *e);
 /* Internal: used by lanes. */
 struct mmp_lane;
 void mmp_engine_pipeline_done(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, mmp_failure_t *failure);
-void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *docs);
+/* Stores a handler's documents (array, taken) with their lineage: plugins
+ * used ({name: version}, borrowed; NULL = none) and endpoints called
+ * (array, borrowed; NULL = none). Lane thread. */
+void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *docs, json_t *plugins,
+                      json_t *endpoints);
 
 #endif

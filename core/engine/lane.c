@@ -20,6 +20,9 @@
 #include "util/time.h"
 
 #define MAX_TRACKED_PLUGINS 16
+/* Coroutines whose handler returned normally are reused: creating one
+ * (a new Lua stack) costs more than a no-op handler itself. */
+#define IDLE_COROUTINES 64
 
 typedef struct task {
         mmp_lane_t *lane;
@@ -36,6 +39,7 @@ typedef struct task {
         volatile int cancel;      /* the plugin call should stop (call_cancelled) */
         int waiting;              /* a plugin call is outstanding */
         int dead;                 /* finished; freed when the call returns */
+        int handler_returned;     /* the coroutine ran to its end without error */
         char waiting_on[96];      /* "text.chunk" while waiting */
         int pending_calls;        /* inference calls not yet over */
         int results_ref;          /* their results table (registry), LUA_NOREF when none */
@@ -90,31 +94,75 @@ struct mmp_lane {
         int64_t held_us; /* total time handlers ran on this lane */
         int outstanding; /* plugin calls not yet returned (lane thread only) */
         task_t *current; /* the task whose coroutine is running */
+        int idle_cos[IDLE_COROUTINES]; /* registry refs of finished coroutines kept for reuse */
+        int n_idle_cos;
 };
 
-static void post(mmp_lane_t *lane, msg_t *m) {
-        m->next = NULL;
+/* Appends the chain head..tail to the lane's inbox. */
+static void post_chain(mmp_lane_t *lane, msg_t *head, msg_t *tail) {
         int was_empty;
+        tail->next = NULL;
         pthread_mutex_lock(&lane->lock);
         was_empty = !lane->inbox_head;
         if (lane->inbox_tail)
-                lane->inbox_tail->next = m;
+                lane->inbox_tail->next = head;
         else
-                lane->inbox_head = m;
-        lane->inbox_tail = m;
+                lane->inbox_head = head;
+        lane->inbox_tail = tail;
         pthread_mutex_unlock(&lane->lock);
         /* A non-empty inbox already has a wake-up on its way. */
         if (was_empty)
                 curl_multi_wakeup(lane->multi);
 }
 
-void mmp_lane_post(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
+static void post(mmp_lane_t *lane, msg_t *m) {
+        post_chain(lane, m, m);
+}
+
+static start_msg_t *start_msg_new(mmp_event_t *ev, size_t pidx) {
         start_msg_t *m = calloc(1, sizeof(*m));
         mmp_event_ref(ev);
         m->hdr.type = MSG_START;
         m->ev = ev;
         m->pidx = pidx;
-        post(lane, &m->hdr);
+        return m;
+}
+
+void mmp_lane_post(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
+        post(lane, &start_msg_new(ev, pidx)->hdr);
+}
+
+struct mmp_lane_batch {
+        mmp_lane_t **lanes;
+        int n;
+        struct {
+                msg_t *head, *tail;
+        } chain[];
+};
+
+mmp_lane_batch_t *mmp_lane_batch_new(mmp_lane_t **lanes, int n_lanes) {
+        mmp_lane_batch_t *b = calloc(1, sizeof(*b) + (size_t)n_lanes * sizeof(b->chain[0]));
+        b->lanes = lanes;
+        b->n = n_lanes;
+        return b;
+}
+
+void mmp_lane_batch_add(mmp_lane_batch_t *b, int lane, mmp_event_t *ev, size_t pidx) {
+        msg_t *m = &start_msg_new(ev, pidx)->hdr;
+        if (b->chain[lane].tail)
+                b->chain[lane].tail->next = m;
+        else
+                b->chain[lane].head = m;
+        b->chain[lane].tail = m;
+}
+
+void mmp_lane_batch_post(mmp_lane_batch_t *b) {
+        if (!b)
+                return;
+        for (int i = 0; i < b->n; i++)
+                if (b->chain[i].head)
+                        post_chain(b->lanes[i], b->chain[i].head, b->chain[i].tail);
+        free(b);
 }
 
 /* Worker thread: run the operation, hand the result back to the lane. */
@@ -288,7 +336,15 @@ static void task_unlink(mmp_lane_t *lane, task_t *t) {
 static void task_finish(mmp_lane_t *lane, task_t *t, mmp_failure_t *failure) {
         lua_State *L = mmp_lua_L(lane->lua);
         if (t->co_ref != LUA_NOREF) {
-                luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
+                /* Only a coroutine that ran to its end is clean enough to
+                 * run another handler; one that failed or was stopped
+                 * mid-call is left to the garbage collector. */
+                if (lua_status(t->co) == 0 && t->handler_returned && lane->n_idle_cos < IDLE_COROUTINES) {
+                        lua_settop(t->co, 0);
+                        lane->idle_cos[lane->n_idle_cos++] = t->co_ref;
+                } else {
+                        luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
+                }
                 t->co_ref = LUA_NOREF;
                 t->co = NULL;
         }
@@ -353,11 +409,11 @@ static void task_collect(mmp_lane_t *lane, task_t *t) {
                          luaL_typename(co, 1));
                 goto bad;
         }
-        /* The lineage's plugin list goes along through the event's source
-         * field of each document, added by the engine. */
-        json_t *wrapper = json_pack("{s:o, s:o, s:o}", "documents", docs, "plugins", plugins_used(t), "endpoints",
-                                    t->endpoints ? json_incref(t->endpoints) : json_array());
-        mmp_engine_store(lane->opts.engine, t->ev, t->pidx, wrapper);
+        /* The engine adds the lineage (plugins used, endpoints called) to
+         * each document. */
+        json_t *plugins = t->n_used ? plugins_used(t) : NULL;
+        mmp_engine_store(lane->opts.engine, t->ev, t->pidx, docs, plugins, t->endpoints);
+        json_decref(plugins);
         task_finish(lane, t, NULL);
         return;
 bad:
@@ -385,6 +441,7 @@ static void task_resume(mmp_lane_t *lane, task_t *t, int nargs) {
         if (rc == LUA_YIELD && (t->waiting || t->pending_calls) && !fired)
                 return; /* parked until the plugin call or the inference calls return */
         if (rc == 0 && !fired) {
+                t->handler_returned = 1;
                 task_collect(lane, t);
                 return;
         }
@@ -423,8 +480,15 @@ static void task_start(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
         t->started_us = mmp_now_us();
         t->held_at_start = lane->held_us;
         t->results_ref = LUA_NOREF;
-        t->co = lua_newthread(L);
-        t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        if (lane->n_idle_cos) {
+                t->co_ref = lane->idle_cos[--lane->n_idle_cos];
+                lua_rawgeti(L, LUA_REGISTRYINDEX, t->co_ref);
+                t->co = lua_tothread(L, -1);
+                lua_pop(L, 1);
+        } else {
+                t->co = lua_newthread(L);
+                t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
         t->next = lane->tasks;
         if (lane->tasks)
                 lane->tasks->prev = t;

@@ -42,6 +42,15 @@ int mmp_lane_start(mmp_lane_t *lane);
 /* Runs pipeline pidx's handler for ev on this lane (takes a reference). Any thread. */
 void mmp_lane_post(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx);
 
+/* Handler runs gathered by one thread and posted together: one inbox lock
+ * and at most one wake-up per lane for the whole batch. */
+typedef struct mmp_lane_batch mmp_lane_batch_t;
+mmp_lane_batch_t *mmp_lane_batch_new(mmp_lane_t **lanes, int n_lanes);
+/* Adds a run of pipeline pidx's handler for ev on lanes[lane] (takes a reference). */
+void mmp_lane_batch_add(mmp_lane_batch_t *b, int lane, mmp_event_t *ev, size_t pidx);
+/* Posts everything added and frees the batch. Accepts NULL. */
+void mmp_lane_batch_post(mmp_lane_batch_t *b);
+
 /* Finishes the running handlers, stops the thread, frees everything. */
 void mmp_lane_free(mmp_lane_t *lane);
 

@@ -19,6 +19,7 @@
 struct mmp_kafka_source {
         mmp_kafka_settings_t s;
         rd_kafka_t *rk;
+        rd_kafka_queue_t *queue; /* the consumer queue, drained in batches */
         mmp_kafka_dlq_t *dlq;
         mmp_engine_t *engine;
 
@@ -52,8 +53,6 @@ static mmp_kafka_part_t *part_add(mmp_kafka_source_t *src, const char *topic, in
 }
 
 static void msg_free(mmp_kafka_msg_t *m) {
-        free(m->payload);
-        free(m->key);
         free(m);
 }
 
@@ -119,15 +118,6 @@ static void store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partitio
 
 /* ---- acknowledgements (engine threads) ---- */
 
-static void msg_release(mmp_kafka_source_t *src, mmp_kafka_msg_t *m) {
-        pthread_mutex_lock(&src->lock);
-        if (--m->pending == 0) {
-                m->done = 1;
-                src->in_flight_bytes -= m->bytes;
-        }
-        pthread_mutex_unlock(&src->lock);
-}
-
 static void on_event_done(const mmp_event_t *ev, const mmp_failure_t *failure, void *opaque) {
         mmp_kafka_source_t *src = opaque;
         mmp_kafka_msg_t *m = ev->source_opaque;
@@ -136,8 +126,11 @@ static void on_event_done(const mmp_event_t *ev, const mmp_failure_t *failure, v
         src->st.done++;
         if (failure)
                 src->st.failed++;
+        if (--m->pending == 0) {
+                m->done = 1;
+                src->in_flight_bytes -= m->bytes;
+        }
         pthread_mutex_unlock(&src->lock);
-        msg_release(src, m);
 }
 
 static int on_dead_letter(const mmp_event_t *ev, const mmp_failure_t *f, void *opaque) {
@@ -238,6 +231,7 @@ mmp_kafka_source_t *mmp_kafka_source_new(const mmp_config_t *cfg, char *err, siz
                 goto fail;
         }
         rd_kafka_poll_set_consumer(src->rk);
+        src->queue = rd_kafka_queue_get_consumer(src->rk);
         if (!(src->dlq = mmp_kafka_dlq_new(&src->s, err, n)))
                 goto fail;
         return src;
@@ -249,6 +243,8 @@ fail:
 void mmp_kafka_source_free(mmp_kafka_source_t *src) {
         if (!src)
                 return;
+        if (src->queue)
+                rd_kafka_queue_destroy(src->queue);
         if (src->rk)
                 rd_kafka_destroy(src->rk);
         mmp_kafka_dlq_free(src->dlq);
@@ -279,80 +275,138 @@ void mmp_kafka_source_stats(mmp_kafka_source_t *src, mmp_kafka_stats_t *out) {
 
 /* ---- the poll loop ---- */
 
-static mmp_kafka_msg_t *msg_track(mmp_kafka_source_t *src, const rd_kafka_message_t *rm) {
-        mmp_kafka_msg_t *m = calloc(1, sizeof(*m));
-        const char *topic = rd_kafka_topic_name(rm->rkt);
+/* Messages are taken in batches: one blocking poll for the first, then
+ * whatever else is already fetched, so the ledger lock, the engine's
+ * in-flight accounting and the hand-off to the lanes are paid once per
+ * batch rather than once per message. */
+#define POLL_BATCH 256
+
+/* Copies a consumed message into one allocation (the ledger entry). */
+static mmp_kafka_msg_t *msg_copy(const rd_kafka_message_t *rm) {
+        mmp_kafka_msg_t *m = malloc(sizeof(*m) + rm->len + rm->key_len + 1);
+        if (!m)
+                return NULL;
+        memset(m, 0, sizeof(*m));
         m->offset = rm->offset;
         m->pending = 1; /* the poll thread's own hold while it submits */
         m->len = rm->len;
-        m->payload = malloc(rm->len ? rm->len : 1);
+        m->payload = m->data;
         if (rm->len)
-                memcpy(m->payload, rm->payload, rm->len);
+                memcpy(m->data, rm->payload, rm->len);
+        m->data[rm->len] = '\0';
         if (rm->key_len) {
-                m->key = malloc(rm->key_len);
+                m->key = m->data + rm->len + 1;
                 memcpy(m->key, rm->key, rm->key_len);
                 m->key_len = rm->key_len;
         }
         m->bytes = (long long)rm->len;
-        pthread_mutex_lock(&src->lock);
-        /* A message of a partition we no longer track (revoked between
-         * fetch and now) still gets a ledger so its acks have a home. */
-        mmp_kafka_part_t *p = part_add(src, topic, rm->partition);
-        m->part = p;
-        if (p->tail)
-                p->tail->next = m;
-        else
-                p->head = m;
-        p->tail = m;
-        src->in_flight_bytes += m->bytes;
-        src->st.messages++;
-        pthread_mutex_unlock(&src->lock);
         return m;
 }
 
-static void handle_message(mmp_kafka_source_t *src, const rd_kafka_message_t *rm) {
-        mmp_kafka_msg_t *m = msg_track(src, rm);
-        mmp_s3_events_t evs = {0};
-        char why[512];
-
-        if (mmp_s3_events_parse(rm->payload, rm->len, &evs, why, sizeof(why))) {
-                mmp_warn("kafka", "%s [%d] @%lld: not an S3 event: %s", m->part->topic, m->part->partition,
-                         (long long)m->offset, why);
-                pthread_mutex_lock(&src->lock);
-                src->st.malformed++;
-                pthread_mutex_unlock(&src->lock);
-                if (mmp_kafka_dlq_write(src->dlq, m, NULL, MMP_STAGE_RECEIVE, MMP_ERR_BAD_INPUT, 1, NULL, why)) {
-                        pthread_mutex_lock(&src->lock);
-                        m->dl_failed = 1;
-                        pthread_mutex_unlock(&src->lock);
-                } else {
-                        pthread_mutex_lock(&src->lock);
-                        src->st.dead_letters++;
-                        pthread_mutex_unlock(&src->lock);
-                }
-                msg_release(src, m);
-                return;
+/* Links the batch's messages into their partitions' ledgers, in offset
+ * order (a partition's messages arrive in order), under one lock. */
+static void msgs_track(mmp_kafka_source_t *src, rd_kafka_message_t **rms, mmp_kafka_msg_t **ms, size_t n) {
+        pthread_mutex_lock(&src->lock);
+        for (size_t i = 0; i < n; i++) {
+                mmp_kafka_msg_t *m = ms[i];
+                /* A message of a partition we no longer track (revoked
+                 * between fetch and now) still gets a ledger so its acks
+                 * have a home. */
+                mmp_kafka_part_t *p = part_add(src, rd_kafka_topic_name(rms[i]->rkt), rms[i]->partition);
+                m->part = p;
+                if (p->tail)
+                        p->tail->next = m;
+                else
+                        p->head = m;
+                p->tail = m;
+                src->in_flight_bytes += m->bytes;
+                src->st.messages++;
         }
-        for (size_t i = 0; i < evs.n; i++) {
-                mmp_event_t *ev = evs.v[i];
-                evs.v[i] = NULL;
+        pthread_mutex_unlock(&src->lock);
+}
+
+/* A message that is no S3 event: to the dead-letter topic with the reason. */
+static void msg_malformed(mmp_kafka_source_t *src, mmp_kafka_msg_t *m, const char *why) {
+        int rc;
+        mmp_warn("kafka", "%s [%d] @%lld: not an S3 event: %s", m->part->topic, m->part->partition,
+                 (long long)m->offset, why);
+        rc = mmp_kafka_dlq_write(src->dlq, m, NULL, MMP_STAGE_RECEIVE, MMP_ERR_BAD_INPUT, 1, NULL, why);
+        pthread_mutex_lock(&src->lock);
+        src->st.malformed++;
+        if (rc)
+                m->dl_failed = 1;
+        else
+                src->st.dead_letters++;
+        pthread_mutex_unlock(&src->lock);
+}
+
+/* Parses one message's events onto evs (growing it); 0, or -1 when malformed. */
+static int msg_events(mmp_kafka_source_t *src, mmp_kafka_msg_t *m, mmp_event_t ***evs, size_t *n, size_t *cap) {
+        mmp_s3_events_t parsed = {0};
+        char why[512];
+        if (mmp_s3_events_parse(m->payload, m->len, &parsed, why, sizeof(why))) {
+                msg_malformed(src, m, why);
+                return -1;
+        }
+        for (size_t i = 0; i < parsed.n; i++) {
+                mmp_event_t *ev = parsed.v[i];
+                if (*n == *cap) {
+                        *cap = *cap ? *cap * 2 : POLL_BATCH;
+                        *evs = realloc(*evs, *cap * sizeof(**evs));
+                }
                 json_decref(ev->source);
                 ev->source = json_pack("{s:s, s:s, s:i, s:I}", "type", "kafka", "topic", m->part->topic, "partition",
                                        (int)m->part->partition, "offset", (json_int_t)m->offset);
                 ev->source_opaque = m;
-                pthread_mutex_lock(&src->lock);
-                m->pending++;
-                if (ev->size > 0) {
+                if (ev->size > 0)
                         m->bytes += ev->size;
-                        src->in_flight_bytes += ev->size;
-                }
-                src->in_flight_events++;
-                src->st.events++;
-                pthread_mutex_unlock(&src->lock);
-                mmp_engine_submit(src->engine, ev);
+                m->pending++;
+                (*evs)[(*n)++] = ev;
+                parsed.v[i] = NULL;
         }
-        mmp_s3_events_clear(&evs);
-        msg_release(src, m);
+        mmp_s3_events_clear(&parsed);
+        return 0;
+}
+
+static void handle_batch(mmp_kafka_source_t *src, rd_kafka_message_t **rms, size_t n) {
+        mmp_kafka_msg_t *ms[POLL_BATCH];
+        mmp_event_t **evs = NULL;
+        size_t k = 0, nevs = 0, cap = 0;
+        long long bytes = 0;
+
+        for (size_t i = 0; i < n; i++) /* allocation outside the lock */
+                if ((ms[k] = msg_copy(rms[i])))
+                        rms[k++] = rms[i];
+                else
+                        mmp_err("kafka", "out of memory for a message of %zu bytes: it is consumed again after a "
+                                         "restart", rms[i]->len);
+        n = k;
+        msgs_track(src, rms, ms, n);
+        for (size_t i = 0; i < n; i++) {
+                long long before = ms[i]->bytes;
+                if (!msg_events(src, ms[i], &evs, &nevs, &cap))
+                        bytes += ms[i]->bytes - before;
+        }
+        /* The objects' sizes count in flight from here; events first, so
+         * an event finishing on another thread never drives them negative. */
+        pthread_mutex_lock(&src->lock);
+        src->in_flight_bytes += bytes;
+        src->in_flight_events += (long)nevs;
+        src->st.events += nevs;
+        pthread_mutex_unlock(&src->lock);
+        if (nevs)
+                mmp_engine_submit_batch(src->engine, evs, nevs);
+        free(evs);
+        /* The poll thread's holds: a message with no events (or only
+         * skipped ones, or malformed) is done here. */
+        pthread_mutex_lock(&src->lock);
+        for (size_t i = 0; i < n; i++) {
+                if (--ms[i]->pending == 0) {
+                        ms[i]->done = 1;
+                        src->in_flight_bytes -= ms[i]->bytes;
+                }
+        }
+        pthread_mutex_unlock(&src->lock);
 }
 
 /* Pauses every assigned partition when too much is in flight, resumes at
@@ -396,20 +450,32 @@ static int subscribe(mmp_kafka_source_t *src) {
         return 0;
 }
 
-static void poll_once(mmp_kafka_source_t *src, int timeout_ms, int take) {
-        rd_kafka_message_t *rm = rd_kafka_consumer_poll(src->rk, timeout_ms);
-        if (!rm)
+/* One blocking poll (this also serves rebalances), then the rest of what
+ * is already fetched without waiting. */
+static void poll_batch(mmp_kafka_source_t *src, int timeout_ms, int take) {
+        rd_kafka_message_t *rms[POLL_BATCH];
+        size_t n = 0, ok = 0;
+        ssize_t more;
+        if (!(rms[0] = rd_kafka_consumer_poll(src->rk, timeout_ms)))
                 return;
-        if (rm->err) {
-                if (rm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                        mmp_warn("kafka", "consumer: %s", rd_kafka_message_errstr(rm));
-        } else if (take) {
-                handle_message(src, rm);
-        } else {
-                /* Draining: do not start it; it is consumed again later
-                 * because its offset is never stored. */
+        n = 1;
+        if (!rms[0]->err && (more = rd_kafka_consume_batch_queue(src->queue, 0, rms + 1, POLL_BATCH - 1)) > 0)
+                n += (size_t)more;
+        for (size_t i = 0; i < n; i++) {
+                if (rms[i]->err) {
+                        if (rms[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                mmp_warn("kafka", "consumer: %s", rd_kafka_message_errstr(rms[i]));
+                        rd_kafka_message_destroy(rms[i]);
+                } else {
+                        rms[ok++] = rms[i];
+                }
         }
-        rd_kafka_message_destroy(rm);
+        /* Draining: nothing new is started; what was fetched is consumed
+         * again later because its offset is never stored. */
+        if (take && ok)
+                handle_batch(src, rms, ok);
+        for (size_t i = 0; i < ok; i++)
+                rd_kafka_message_destroy(rms[i]);
 }
 
 int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile sig_atomic_t *stop,
@@ -422,7 +488,7 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
         mmp_info("kafka", "consuming %s%s as group %s from %s", src->s.topics[0], src->s.n_topics > 1 ? " ..." : "",
                  src->s.group, src->s.brokers);
         while (!*stop) {
-                poll_once(src, 100, 1);
+                poll_batch(src, 100, 1);
                 backpressure(src);
                 if (mmp_now_ms() - last_store >= 100) {
                         store_offsets(src, NULL);
@@ -442,7 +508,7 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
                 mmp_kafka_source_stats(src, &st);
                 if (!st.in_flight_events || mmp_now_ms() >= deadline)
                         break;
-                poll_once(src, 50, 0);
+                poll_batch(src, 50, 0);
                 store_offsets(src, NULL);
         }
         store_offsets(src, NULL);

@@ -41,9 +41,10 @@ typedef struct mmp_kafka_msg {
         int done;
         int dl_failed; /* a dead letter could not be written: its offset must not be stored */
         long long bytes;
-        void *payload, *key;
+        void *payload, *key; /* point into data */
         size_t len, key_len;
         struct mmp_kafka_msg *next;
+        char data[];         /* payload, then key: one allocation per message */
 } mmp_kafka_msg_t;
 
 /* The offset ledger of one assigned partition: messages in offset order. */
