@@ -456,10 +456,19 @@ static void poll_batch(mmp_kafka_source_t *src, int timeout_ms, int take) {
         rd_kafka_message_t *rms[POLL_BATCH];
         size_t n = 0, ok = 0;
         ssize_t more;
+        long room;
         if (!(rms[0] = rd_kafka_consumer_poll(src->rk, timeout_ms)))
                 return;
         n = 1;
-        if (!rms[0]->err && (more = rd_kafka_consume_batch_queue(src->queue, 0, rms + 1, POLL_BATCH - 1)) > 0)
+        /* No more than the in-flight limit has room for (by messages: a
+         * message's records are known only once it is parsed), so the limit
+         * is exceeded by at most one message's events, as without batches. */
+        pthread_mutex_lock(&src->lock);
+        room = src->s.max_in_flight_events - src->in_flight_events - 1;
+        pthread_mutex_unlock(&src->lock);
+        if (room > POLL_BATCH - 1)
+                room = POLL_BATCH - 1;
+        if (!rms[0]->err && room > 0 && (more = rd_kafka_consume_batch_queue(src->queue, 0, rms + 1, (size_t)room)) > 0)
                 n += (size_t)more;
         for (size_t i = 0; i < n; i++) {
                 if (rms[i]->err) {
