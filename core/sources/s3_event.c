@@ -1,9 +1,8 @@
 /*
  * S3 event notifications (AWS Records[], MinIO's variant, the simple
- * {"bucket","key","file_type"} form) turned into engine events. Pure
- * parsing: any thread.
+ * {"bucket","key","file_type"} form) turned into engine events, read with
+ * the jscan tokenizer (no JSON tree per message). Pure parsing: any thread.
  */
-#include "util/jsonw.h"
 #include "sources/s3_event.h"
 
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include <time.h>
 
 #include "fetch/s3.h"
+#include "util/jscan.h"
 #include "util/log.h"
 
 int mmp_s3_key_decode(char *key) {
@@ -52,6 +52,13 @@ void mmp_s3_events_clear(mmp_s3_events_t *evs) {
 typedef struct reader {
         char *err;
         size_t err_size;
+        const mmp_jscan_t *js;
+        long record; /* the Records[] index being read, -1 outside */
+        /* Strings read are unescaped here, NUL-terminated: each takes at
+         * most its span in the message quotes included, and no token is
+         * read twice, so the message's length is enough. */
+        char *text;
+        size_t text_used, text_size;
 } reader_t;
 
 static int fail(reader_t *r, const char *fmt, const char *a, const char *b) {
@@ -59,33 +66,51 @@ static int fail(reader_t *r, const char *fmt, const char *a, const char *b) {
         return -1;
 }
 
-static int wrong_type(reader_t *r, const char *path, const char *what, const json_t *v) {
-        char got[48];
-        mmp_json_excerpt(v, got);
-        snprintf(r->err, r->err_size, "%s: expected %s, got %s", path, what, got);
+/* A field's full name for a message, "Records[2].s3.object.key" for
+ * ".s3.object.key" while reading a record: made only to report a failure. */
+static const char *where(const reader_t *r, const char *path, char buf[96]) {
+        if (r->record < 0)
+                return path;
+        snprintf(buf, 96, "Records[%ld]%s", r->record, path);
+        return buf;
+}
+
+static int wrong_type(reader_t *r, const char *path, const char *what, const mmp_jtok_t *v) {
+        char got[MMP_JSCAN_EXCERPT_SIZE], p[96];
+        mmp_jscan_excerpt(r->js, v, got);
+        snprintf(r->err, r->err_size, "%s: expected %s, got %s", where(r, path, p), what, got);
         return -1;
 }
 
 /* obj.name as a string: *out NULL when absent and not required. */
-static int get_string(reader_t *r, const json_t *obj, const char *name, const char *path, int required,
+static int get_string(reader_t *r, const mmp_jtok_t *obj, const char *name, const char *path, int required,
                       const char **out) {
-        const json_t *v = json_object_get(obj, name);
+        const mmp_jtok_t *v = mmp_jscan_gets(r->js, obj, name);
+        char p[96];
         *out = NULL;
-        if (!v || json_is_null(v))
-                return required ? fail(r, "%s is missing", path, NULL) : 0;
-        if (!json_is_string(v))
+        if (!v || v->type == MMP_JSCAN_NULL)
+                return required ? fail(r, "%s is missing", where(r, path, p), NULL) : 0;
+        if (v->type != MMP_JSCAN_STRING)
                 return wrong_type(r, path, "a string", v);
-        if (required && !json_string_length(v))
-                return fail(r, "%s is empty", path, NULL);
-        *out = json_string_value(v);
+        if (required && !v->len)
+                return fail(r, "%s is empty", where(r, path, p), NULL);
+        /* Every field read ends up in a C string. */
+        if (v->flags & MMP_JSCAN_HAS_NUL)
+                return fail(r, "%s: holds \\u0000 (a NUL byte, not allowed here)", where(r, path, p), NULL);
+        if (r->text_used + v->len + 1 > r->text_size)
+                return fail(r, "%s: %s", where(r, path, p), "out of room for strings (a bug: a field read twice?)");
+        *out = r->text + r->text_used;
+        r->text_used += mmp_jscan_unescape(r->js, v, r->text + r->text_used) + 1;
         return 0;
 }
 
-static int get_object(reader_t *r, const json_t *obj, const char *name, const char *path, const json_t **out) {
-        const json_t *v = json_object_get(obj, name);
+static int get_object(reader_t *r, const mmp_jtok_t *obj, const char *name, const char *path,
+                      const mmp_jtok_t **out) {
+        const mmp_jtok_t *v = mmp_jscan_gets(r->js, obj, name);
+        char p[96];
         if (!v)
-                return fail(r, "%s is missing", path, NULL);
-        if (!json_is_object(v))
+                return fail(r, "%s is missing", where(r, path, p), NULL);
+        if (v->type != MMP_JSCAN_OBJECT)
                 return wrong_type(r, path, "an object", v);
         *out = v;
         return 0;
@@ -155,7 +180,8 @@ typedef struct fields {
         const char *event_name, *bucket, *etag, *version_id, *content_type;
         char *key; /* decoded, owned */
         int64_t size, time_ms;
-        const json_t *original;
+        const char *original; /* the record's JSON text in the message */
+        size_t original_len;
 } fields_t;
 
 static int push(mmp_s3_events_t *out, mmp_event_t *ev) {
@@ -165,6 +191,19 @@ static int push(mmp_s3_events_t *out, mmp_event_t *ev) {
         out->v = v;
         out->v[out->n++] = ev;
         return 0;
+}
+
+/* a, b, c and d end to end in a new string (free()); NULL when out of memory. */
+static char *join4(const char *a, const char *b, const char *c, const char *d) {
+        size_t na = strlen(a), nb = strlen(b), nc = strlen(c), nd = strlen(d);
+        char *s = malloc(na + nb + nc + nd + 1);
+        if (s) {
+                memcpy(s, a, na);
+                memcpy(s + na, b, nb);
+                memcpy(s + na + nb, c, nc);
+                memcpy(s + na + nb + nc, d, nd + 1);
+        }
+        return s;
 }
 
 static int emit(reader_t *r, mmp_s3_events_t *out, const fields_t *f) {
@@ -181,31 +220,29 @@ static int emit(reader_t *r, mmp_s3_events_t *out, const fields_t *f) {
         }
         if (!version)
                 version = etag;
-        if (asprintf(&url, "s3://%s/%s", f->bucket, f->key) < 0) {
-                url = NULL;
+        /* (No printf here: this runs for every record of every message.) */
+        if (!(url = join4("s3://", f->bucket, "/", f->key)) || (version && !(id = join4(url, "@", version, ""))))
                 goto nomem;
-        }
-        if (version ? asprintf(&id, "%s@%s", url, version) < 0 : !(id = strdup(url))) {
-                id = NULL;
-                goto nomem;
-        }
-        if (!(ev = mmp_event_new(id, f->bucket, f->key)))
+        if (!(ev = mmp_event_new(id ? id : url, f->bucket, f->key)))
                 goto nomem;
         ev->kind = f->kind;
-        mmp_event_set(&ev->url, url);
+        ev->url = url;
+        url = NULL;
         mmp_event_set(&ev->event_name, f->event_name);
-        mmp_event_set(&ev->etag, etag);
         mmp_event_set(&ev->version, version);
+        ev->etag = etag;
+        etag = NULL;
         if (f->content_type && mmp_fetch_declared_type(f->content_type, ctype, sizeof(ctype)))
                 mmp_event_set(&ev->content_type, ctype);
         ev->size = f->size;
         ev->time_ms = f->time_ms;
-        ev->original = json_dumps(f->original, JSON_COMPACT);
-        if (!ev->id || !ev->key || !ev->url || !ev->event_name || !ev->original || push(out, ev))
+        if ((ev->original = malloc(f->original_len + 1))) {
+                memcpy(ev->original, f->original, f->original_len);
+                ev->original[f->original_len] = '\0';
+        }
+        if (!ev->id || !ev->key || !ev->event_name || !ev->original || push(out, ev))
                 goto nomem;
         free(id);
-        free(url);
-        free(etag);
         return 0;
 nomem:
         mmp_event_unref(ev);
@@ -234,45 +271,44 @@ static int classify(const char *name, mmp_event_kind_t *kind, const char **bare)
         return 1;
 }
 
-static int parse_record(reader_t *r, const json_t *rec, size_t i, mmp_s3_events_t *out) {
+static int parse_record(reader_t *r, const mmp_jtok_t *rec, size_t i, mmp_s3_events_t *out) {
         char p[96];
-        const json_t *s3, *bucket, *object, *size;
+        const mmp_jtok_t *s3, *bucket, *object, *size;
         const char *name, *key, *time_s;
-        fields_t f = {.size = -1, .original = rec};
+        fields_t f = {.size = -1};
         int rc;
 
-#define AT(suffix) (snprintf(p, sizeof(p), "Records[%zu]%s", i, suffix), p)
-        if (!json_is_object(rec))
-                return wrong_type(r, AT(""), "an object", rec);
-        if (get_string(r, rec, "eventName", AT(".eventName"), 1, &name))
+        r->record = (long)i;
+        if (rec->type != MMP_JSCAN_OBJECT)
+                return wrong_type(r, "", "an object", rec);
+        f.original = mmp_jscan_raw(r->js, rec, &f.original_len);
+        if (get_string(r, rec, "eventName", ".eventName", 1, &name))
                 return -1;
         if (classify(name, &f.kind, &f.event_name)) {
                 mmp_debug("s3-event", "Records[%zu]: skipping a %s event", i, name);
                 return 0;
         }
-        if (get_object(r, rec, "s3", AT(".s3"), &s3) || get_object(r, s3, "bucket", AT(".s3.bucket"), &bucket) ||
-            get_string(r, bucket, "name", AT(".s3.bucket.name"), 1, &f.bucket) ||
-            get_object(r, s3, "object", AT(".s3.object"), &object) ||
-            get_string(r, object, "key", AT(".s3.object.key"), 1, &key) ||
-            get_string(r, object, "eTag", AT(".s3.object.eTag"), 0, &f.etag) ||
-            get_string(r, object, "versionId", AT(".s3.object.versionId"), 0, &f.version_id) ||
-            get_string(r, object, "contentType", AT(".s3.object.contentType"), 0, &f.content_type) ||
-            get_string(r, rec, "eventTime", AT(".eventTime"), 0, &time_s))
+        if (get_object(r, rec, "s3", ".s3", &s3) || get_object(r, s3, "bucket", ".s3.bucket", &bucket) ||
+            get_string(r, bucket, "name", ".s3.bucket.name", 1, &f.bucket) ||
+            get_object(r, s3, "object", ".s3.object", &object) ||
+            get_string(r, object, "key", ".s3.object.key", 1, &key) ||
+            get_string(r, object, "eTag", ".s3.object.eTag", 0, &f.etag) ||
+            get_string(r, object, "versionId", ".s3.object.versionId", 0, &f.version_id) ||
+            get_string(r, object, "contentType", ".s3.object.contentType", 0, &f.content_type) ||
+            get_string(r, rec, "eventTime", ".eventTime", 0, &time_s))
                 return -1;
-        if ((size = json_object_get(object, "size")) && !json_is_null(size)) {
-                if (!json_is_integer(size) || json_integer_value(size) < 0)
-                        return wrong_type(r, AT(".s3.object.size"), "a non-negative integer", size);
-                f.size = json_integer_value(size);
+        if ((size = mmp_jscan_gets(r->js, object, "size")) && size->type != MMP_JSCAN_NULL) {
+                if (mmp_jscan_int64(r->js, size, &f.size) || f.size < 0)
+                        return wrong_type(r, ".s3.object.size", "a non-negative integer", size);
         }
         if (time_s && iso8601_ms(time_s, &f.time_ms))
-                return fail(r, "%s: expected an ISO 8601 time, got \"%.40s\"", AT(".eventTime"), time_s);
+                return fail(r, "%s: expected an ISO 8601 time, got \"%.40s\"", where(r, ".eventTime", p), time_s);
         if (!(f.key = strdup(key)))
                 return fail(r, "%s", "out of memory", NULL);
         if (mmp_s3_key_decode(f.key) || !*f.key) {
                 free(f.key);
-                return fail(r, "%s: malformed URL encoding in \"%.80s\"", AT(".s3.object.key"), key);
+                return fail(r, "%s: malformed URL encoding in \"%.80s\"", where(r, ".s3.object.key", p), key);
         }
-#undef AT
         rc = emit(r, out, &f);
         free(f.key);
         return rc;
@@ -280,9 +316,9 @@ static int parse_record(reader_t *r, const json_t *rec, size_t i, mmp_s3_events_
 
 /* MinIO's envelope with no Records: EventName, and Key = "bucket/object"
  * (MinIO decodes the object name before writing Key: not decoded again). */
-static int parse_minio_key(reader_t *r, const json_t *root, mmp_s3_events_t *out) {
+static int parse_minio_key(reader_t *r, const mmp_jtok_t *root, mmp_s3_events_t *out) {
         const char *name, *key, *slash;
-        fields_t f = {.size = -1, .original = root};
+        fields_t f = {.size = -1, .original = r->js->buf, .original_len = r->js->len};
         int rc;
         if (get_string(r, root, "EventName", "EventName", 1, &name) || get_string(r, root, "Key", "Key", 1, &key))
                 return -1;
@@ -305,9 +341,13 @@ static int parse_minio_key(reader_t *r, const json_t *root, mmp_s3_events_t *out
 }
 
 /* {"bucket": "b", "key": "k", "file_type": "..."}: the key is not URL-encoded. */
-static int parse_simple(reader_t *r, const json_t *root, mmp_s3_events_t *out) {
+static int parse_simple(reader_t *r, const mmp_jtok_t *root, mmp_s3_events_t *out) {
         const char *key, *file_type;
-        fields_t f = {.kind = MMP_EVENT_CREATED, .event_name = "ObjectCreated", .size = -1, .original = root};
+        fields_t f = {.kind = MMP_EVENT_CREATED,
+                      .event_name = "ObjectCreated",
+                      .size = -1,
+                      .original = r->js->buf,
+                      .original_len = r->js->len};
         int rc;
         if (get_string(r, root, "bucket", "bucket", 1, &f.bucket) || get_string(r, root, "key", "key", 1, &key) ||
             get_string(r, root, "file_type", "file_type", 0, &file_type))
@@ -325,36 +365,50 @@ static int parse_simple(reader_t *r, const json_t *root, mmp_s3_events_t *out) {
 
 int mmp_s3_events_parse(const char *payload, size_t len, mmp_s3_events_t *out, char *errstr,
                         size_t errstr_size) {
-        reader_t r = {errstr, errstr_size};
-        json_error_t jerr;
-        json_t *root;
-        const json_t *records, *event;
+        mmp_jscan_t js;
+        char text[1024];
+        reader_t r = {errstr, errstr_size, &js, -1, text, 0, sizeof(text)};
+        const mmp_jtok_t *root, *records, *rec, *event;
+        size_t i;
         int rc = 0;
 
         memset(out, 0, sizeof(*out));
-        if (!(root = json_loadb(payload, len, 0, &jerr))) {
-                snprintf(errstr, errstr_size, "not JSON: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        if (mmp_jscan_parse(&js, payload, len, MMP_JSCAN_CONTAINER_ROOT)) {
+                snprintf(errstr, errstr_size, "not JSON: %s", js.error);
+                mmp_jscan_free(&js);
                 return -1;
         }
-        if (!json_is_object(root)) {
+        if (len >= sizeof(text) && !(r.text = malloc(len + 1))) {
+                mmp_jscan_free(&js);
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        r.text_size = len >= sizeof(text) ? len + 1 : sizeof(text);
+        root = &js.tok[0];
+        if (root->type != MMP_JSCAN_OBJECT) {
                 rc = wrong_type(&r, "message", "a JSON object", root);
-        } else if ((event = json_object_get(root, "Event")) && json_is_string(event) &&
-                   !strcmp(json_string_value(event), "s3:TestEvent")) {
+        } else if ((event = mmp_jscan_gets(&js, root, "Event")) &&
+                   mmp_jscan_streq(&js, event, "s3:TestEvent", strlen("s3:TestEvent"))) {
                 out->test_event = 1;
-        } else if ((records = json_object_get(root, "Records")) && !json_is_null(records)) {
-                if (!json_is_array(records))
+        } else if ((records = mmp_jscan_gets(&js, root, "Records")) && records->type != MMP_JSCAN_NULL) {
+                if (records->type != MMP_JSCAN_ARRAY)
                         rc = wrong_type(&r, "Records", "an array", records);
-                for (size_t i = 0; !rc && i < json_array_size(records); i++)
-                        rc = parse_record(&r, json_array_get(records, i), i, out);
-        } else if (json_object_get(root, "EventName") || json_object_get(root, "Key")) {
+                else
+                        MMP_JSCAN_EACH(&js, records, rec, i) {
+                                if ((rc = parse_record(&r, rec, i, out)))
+                                        break;
+                        }
+        } else if (mmp_jscan_gets(&js, root, "EventName") || mmp_jscan_gets(&js, root, "Key")) {
                 rc = parse_minio_key(&r, root, out);
-        } else if (json_object_get(root, "bucket") || json_object_get(root, "key")) {
+        } else if (mmp_jscan_gets(&js, root, "bucket") || mmp_jscan_gets(&js, root, "key")) {
                 rc = parse_simple(&r, root, out);
         } else {
                 rc = fail(&r, "%s", "not an S3 event notification (no Records, no EventName and Key, no bucket and key)",
                           NULL);
         }
-        json_decref(root);
+        if (r.text != text)
+                free(r.text);
+        mmp_jscan_free(&js);
         if (rc)
                 mmp_s3_events_clear(out);
         return rc ? -1 : 0;

@@ -25,7 +25,11 @@ typedef struct mmp_s3_events {
  * Each event gets kind (created/removed), bucket, key (URL-decoded: '+' is a
  * space, %XX decoded), url "s3://bucket/key", event_name, size, etag,
  * version (versionId, else the ETag), time (eventTime), content_type when
- * the event carries one, and original = the record as JSON. */
+ * the event carries one, and original = the record's JSON text exactly as
+ * received (the bytes of the Records[i] object; the whole payload for the
+ * MinIO and simple forms), NUL-terminated, owned by the event. A field
+ * read whose string holds \u0000 fails, naming the field (other fields may
+ * hold it). payload need not be NUL-terminated; nothing of it is kept. */
 int mmp_s3_events_parse(const char *payload, size_t len, mmp_s3_events_t *out, char *errstr,
                         size_t errstr_size);
 void mmp_s3_events_clear(mmp_s3_events_t *evs);

@@ -1,8 +1,8 @@
 /*
  * S3 event notifications: AWS Records[] (several per message, URL-encoded
  * keys, versions, removals, skipped kinds), s3:TestEvent, MinIO's forms,
- * the simple form, and the exact reason for each malformed message.
- * Single-threaded.
+ * the simple form, the exact reason for each malformed message, and each
+ * event's original as the exact text of its record. Single-threaded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,10 +13,21 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "sources/s3_event.h"
 
 static char err[1024];
+
+/* ev->original read back: the event keeps it as JSON text. json_decref() it. */
+static json_t *original(const mmp_event_t *ev) {
+        json_error_t jerr;
+        json_t *o;
+        assert_non_null(ev->original);
+        if (!(o = json_loads(ev->original, 0, &jerr)))
+                fail_msg("original is not JSON: %s\n%s", jerr.text, ev->original);
+        return o;
+}
 
 static void parse_ok(const char *json, mmp_s3_events_t *out) {
         err[0] = '\0';
@@ -67,10 +78,12 @@ static void test_aws_single(void **state) {
         assert_int_equal(ev->time_ms, 1704164645678LL); /* 2024-01-02T03:04:05.678Z */
         assert_null(ev->content_type);
         assert_null(ev->source);
-        /* original is the record itself, not the whole message */
-        assert_non_null(ev->original);
-        assert_string_equal(json_string_value(json_object_get(ev->original, "eventName")), "ObjectCreated:Put");
-        assert_null(json_object_get(ev->original, "Records"));
+        /* original is the record itself, not the whole message, byte for byte */
+        json_t *o = original(ev);
+        assert_string_equal(json_string_value(json_object_get(o, "eventName")), "ObjectCreated:Put");
+        assert_null(json_object_get(o, "Records"));
+        json_decref(o);
+        assert_string_equal(ev->original, rec);
         mmp_s3_events_clear(&out);
         assert_int_equal(out.n, 0);
         free(msg);
@@ -112,6 +125,12 @@ static void test_aws_several_records(void **state) {
         assert_int_equal(out.v[3]->kind, MMP_EVENT_REMOVED);
         assert_null(out.v[3]->version);
         assert_string_equal(out.v[3]->id, "s3://b5/e.txt");
+
+        /* each event's original is its own record's text */
+        assert_string_equal(out.v[0]->original, a);
+        assert_string_equal(out.v[1]->original, b);
+        assert_string_equal(out.v[2]->original, d);
+        assert_string_equal(out.v[3]->original, e);
         mmp_s3_events_clear(&out);
         free(msg);
         free(a), free(b), free(c), free(d), free(e);
@@ -128,9 +147,10 @@ static void test_key_decoding(void **state) {
         assert_string_equal(out.v[0]->url, "s3://b/a/b c\xc3\xa9.txt");
         assert_string_equal(out.v[0]->id, "s3://b/a/b c\xc3\xa9.txt");
         /* the original keeps the key as it came */
-        assert_string_equal(
-            json_string_value(json_object_get(json_object_get(json_object_get(out.v[0]->original, "s3"), "object"), "key")),
-            "a%2Fb+c%C3%A9.txt");
+        json_t *o = original(out.v[0]);
+        json_t *object = json_object_get(json_object_get(o, "s3"), "object");
+        assert_string_equal(json_string_value(json_object_get(object, "key")), "a%2Fb+c%C3%A9.txt");
+        json_decref(o);
         mmp_s3_events_clear(&out);
         free(msg);
         free(rec);
@@ -194,7 +214,11 @@ static void test_minio(void **state) {
         assert_string_equal(out.v[0]->bucket, "bkt");
         assert_string_equal(out.v[0]->key, "dir/100%+sure.txt");
         assert_string_equal(out.v[0]->id, "s3://bkt/dir/100%+sure.txt");
-        assert_non_null(json_object_get(out.v[0]->original, "EventName"));
+        json_t *o = original(out.v[0]);
+        assert_non_null(json_object_get(o, "EventName"));
+        json_decref(o);
+        assert_string_equal(out.v[0]->original,
+                            "{\"EventName\":\"s3:ObjectRemoved:Delete\",\"Key\":\"bkt/dir/100%+sure.txt\"}");
         mmp_s3_events_clear(&out);
 
         parse_ok("{\"EventName\":\"s3:ObjectAccessed:Get\",\"Key\":\"bkt/x\"}", &out);
@@ -216,14 +240,20 @@ static void test_simple_form(void **state) {
         assert_string_equal(ev->event_name, "ObjectCreated");
         assert_null(ev->version);
         assert_int_equal(ev->size, -1);
-        assert_string_equal(json_string_value(json_object_get(ev->original, "file_type")), "application/pdf");
+        json_t *o = original(ev);
+        assert_string_equal(json_string_value(json_object_get(o, "file_type")), "application/pdf");
+        json_decref(o);
+        assert_string_equal(ev->original,
+                            "{\"bucket\":\"in\",\"key\":\"docs/a+b%20c.pdf\",\"file_type\":\"application/pdf\"}");
         mmp_s3_events_clear(&out);
 
         /* a bare kind ("video") is kept in the original only */
         parse_ok("{\"bucket\":\"in\",\"key\":\"v.mp4\",\"file_type\":\"video\"}", &out);
         assert_int_equal(out.n, 1);
         assert_null(out.v[0]->content_type);
-        assert_string_equal(json_string_value(json_object_get(out.v[0]->original, "file_type")), "video");
+        o = original(out.v[0]);
+        assert_string_equal(json_string_value(json_object_get(o, "file_type")), "video");
+        json_decref(o);
         mmp_s3_events_clear(&out);
 
         parse_ok("{\"bucket\":\"in\",\"key\":\"k\"}", &out);
@@ -302,6 +332,85 @@ static void test_malformed(void **state) {
         parse_bad("{\"key\":\"k\"}", "bucket is missing");
         parse_bad("{\"bucket\":\"b\",\"key\":3}", "key: expected a string, got 3");
         parse_bad("{\"bucket\":\"b\",\"key\":\"k\",\"file_type\":[]}", "file_type: expected a string, got []");
+
+        /* what the scanner rejects, with line and column */
+        parse_bad("5", "not JSON: line 1 column 1: '[' or '{' expected near '5'");
+        parse_bad("{\"Records\":[1,]}", "not JSON: line 1 column 15: value expected near ']'");
+        parse_bad("{} x", "not JSON: line 1 column 4: end of file expected near 'x'");
+        parse_bad("{\n  \"Records\": [\n    {\"eventName\": tru}\n  ]\n}",
+                  "not JSON: line 3 column 19: invalid literal near 'tru'");
+        parse_bad("{\"bucket\":\"b\xc3\x28\"}",
+                  "not JSON: line 1 column 13: invalid UTF-8 byte 0xc3 in a string near '\"b\\xc3'");
+        /* valid JSON, but not as these fields */
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"k\",\"size\":99999999999999999999}"),
+                  "Records[0].s3.object.size: expected a non-negative integer, got 99999999999999999999");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"k\",\"size\":1.0}"),
+                  "Records[0].s3.object.size: expected a non-negative integer, got 1.0");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"a\\u0000b\"}"),
+                  "Records[0].s3.object.key: holds \\u0000 (a NUL byte, not allowed here)");
+        parse_bad(REC("\"ObjectCreated:Put\"", "{\"key\":\"k\",\"size\":[1, 2,\n 3]}"),
+                  "Records[0].s3.object.size: expected a non-negative integer, got [1,2,3]");
+}
+
+/* Escaped keys and values, whitespace, repeated keys: read as jansson read
+ * them; the original is the record's bytes as they came. */
+static void test_escapes_and_layout(void **state) {
+        mmp_s3_events_t out;
+        const char *rec = "{\n    \"\\u0065ventName\" : \"ObjectCreated:\\u0050ut\",\n"
+                          "    \"s3\": { \"bucket\": {\"name\": \"b\\/x\"},\n"
+                          "            \"object\": {\"key\": \"old\",\n"
+                          "                         \"key\": \"caf\\u00e9 \\ud83d\\ude00\", \"size\": 7 } }\n  }";
+        char *msg;
+        assert_true(asprintf(&msg, "{ \"Records\" : [ %s ] }\n", rec) > 0);
+        parse_ok(msg, &out);
+        assert_int_equal(out.n, 1);
+        assert_string_equal(out.v[0]->event_name, "ObjectCreated:Put");
+        assert_string_equal(out.v[0]->bucket, "b/x");
+        assert_string_equal(out.v[0]->key, "caf\xc3\xa9 \xf0\x9f\x98\x80"); /* the last "key" wins */
+        assert_int_equal(out.v[0]->size, 7);
+        assert_string_equal(out.v[0]->original, rec);
+        mmp_s3_events_clear(&out);
+        free(msg);
+
+        /* the simple form's original is the whole payload */
+        parse_ok(" {\"bucket\":\"b\",\"key\":\"k\",\"note\":\"a\\u0000b\"}\n", &out);
+        assert_int_equal(out.n, 1);
+        assert_string_equal(out.v[0]->original, " {\"bucket\":\"b\",\"key\":\"k\",\"note\":\"a\\u0000b\"}\n");
+        mmp_s3_events_clear(&out);
+
+        /* not NUL-terminated: only len bytes are read */
+        const char *two = "{\"bucket\":\"b\",\"key\":\"k\"}{\"bucket\"";
+        assert_int_equal(mmp_s3_events_parse(two, strlen(two) - 9, &out, err, sizeof(err)), 0);
+        assert_string_equal(out.v[0]->original, "{\"bucket\":\"b\",\"key\":\"k\"}");
+        mmp_s3_events_clear(&out);
+}
+
+/* Messages past the scanner's inline tokens and the reader's stack buffer. */
+static void test_large_message(void **state) {
+        mmp_s3_events_t out;
+        size_t cap = 64 * 1024, n = 0;
+        char *msg = malloc(cap), *recs[50];
+        n += (size_t)snprintf(msg + n, cap - n, "{\"Records\":[");
+        for (int i = 0; i < 50; i++) {
+                char key[32], extra[64];
+                snprintf(key, sizeof(key), "dir/file%%20%d.bin", i);
+                snprintf(extra, sizeof(extra), ",\"size\":%d,\"eTag\":\"e%d\"", i * 1000, i);
+                recs[i] = record("ObjectCreated:Put", "bkt", key, extra);
+                n += (size_t)snprintf(msg + n, cap - n, "%s%s", i ? "," : "", recs[i]);
+        }
+        n += (size_t)snprintf(msg + n, cap - n, "]}");
+        parse_ok(msg, &out);
+        assert_int_equal(out.n, 50);
+        for (int i = 0; i < 50; i++) {
+                char key[32];
+                snprintf(key, sizeof(key), "dir/file %d.bin", i);
+                assert_string_equal(out.v[i]->key, key);
+                assert_int_equal(out.v[i]->size, i * 1000);
+                assert_string_equal(out.v[i]->original, recs[i]);
+                free(recs[i]);
+        }
+        mmp_s3_events_clear(&out);
+        free(msg);
 }
 
 int main(void) {
@@ -310,6 +419,7 @@ int main(void) {
             cmocka_unit_test(test_key_decoding), cmocka_unit_test(test_test_event),
             cmocka_unit_test(test_minio),        cmocka_unit_test(test_simple_form),
             cmocka_unit_test(test_time_forms),   cmocka_unit_test(test_malformed),
+            cmocka_unit_test(test_escapes_and_layout), cmocka_unit_test(test_large_message),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
