@@ -16,10 +16,13 @@
 #include "util/log.h"
 #include "util/time.h"
 
+#define POLL_BATCH 256 /* most messages taken at once (see the poll loop) */
+
 struct mmp_kafka_source {
         mmp_kafka_settings_t s;
         rd_kafka_t *rk;
-        rd_kafka_queue_t *queue; /* the consumer queue, drained in batches */
+        rd_kafka_queue_t *msgq; /* every assigned partition's messages, taken in batches */
+        rd_kafka_queue_t *groupq; /* the consumer queue: rebalances and errors */
         mmp_kafka_dlq_t *dlq;
         mmp_engine_t *engine;
 
@@ -28,6 +31,8 @@ struct mmp_kafka_source {
         long in_flight_events;
         long long in_flight_bytes;
         int paused;
+        int waiting_for_room; /* the poll thread waits in the group queue until acks make room */
+        int64_t over_since_ms; /* when the in-flight limit was last reached (0: not at it); poll thread */
         mmp_kafka_stats_t st;
 };
 
@@ -118,6 +123,12 @@ static void store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partitio
 
 /* ---- acknowledgements (engine threads) ---- */
 
+/* Room worth waking the poll thread for: a full batch, or half the limit. */
+static long room_wanted(const mmp_kafka_source_t *src) {
+        long half = src->s.max_in_flight_events / 2;
+        return half < POLL_BATCH ? (half ? half : 1) : POLL_BATCH;
+}
+
 static void on_event_done(const mmp_event_t *ev, const mmp_failure_t *failure, void *opaque) {
         mmp_kafka_source_t *src = opaque;
         mmp_kafka_msg_t *m = ev->source_opaque;
@@ -130,7 +141,14 @@ static void on_event_done(const mmp_event_t *ev, const mmp_failure_t *failure, v
                 m->done = 1;
                 src->in_flight_bytes -= m->bytes;
         }
+        /* Wake the poll thread once a batch's worth of room is free. */
+        int wake = src->waiting_for_room && src->in_flight_bytes < src->s.max_in_flight_bytes &&
+                   src->in_flight_events <= src->s.max_in_flight_events - room_wanted(src);
+        if (wake)
+                src->waiting_for_room = 0;
         pthread_mutex_unlock(&src->lock);
+        if (wake)
+                rd_kafka_queue_yield(src->groupq);
 }
 
 static int on_dead_letter(const mmp_event_t *ev, const mmp_failure_t *f, void *opaque) {
@@ -180,6 +198,17 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                         rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
                 else
                         rd_kafka_assign(rk, parts);
+                /* Messages go to their own queue, so the poll thread can
+                 * keep serving the group (rebalances, max.poll.interval.ms)
+                 * while it takes no messages. */
+                for (int i = 0; i < parts->cnt; i++) {
+                        rd_kafka_queue_t *pq =
+                            rd_kafka_queue_get_partition(rk, parts->elems[i].topic, parts->elems[i].partition);
+                        if (pq) {
+                                rd_kafka_queue_forward(pq, src->msgq);
+                                rd_kafka_queue_destroy(pq);
+                        }
+                }
                 /* librdkafka keeps a partition's pause flag across a revoke and
                  * a later re-assignment: set it from our state, both ways, or
                  * a partition paused before a rebalance stays paused forever. */
@@ -231,7 +260,8 @@ mmp_kafka_source_t *mmp_kafka_source_new(const mmp_config_t *cfg, char *err, siz
                 goto fail;
         }
         rd_kafka_poll_set_consumer(src->rk);
-        src->queue = rd_kafka_queue_get_consumer(src->rk);
+        src->msgq = rd_kafka_queue_new(src->rk);
+        src->groupq = rd_kafka_queue_get_consumer(src->rk);
         if (!(src->dlq = mmp_kafka_dlq_new(&src->s, err, n)))
                 goto fail;
         return src;
@@ -243,8 +273,10 @@ fail:
 void mmp_kafka_source_free(mmp_kafka_source_t *src) {
         if (!src)
                 return;
-        if (src->queue)
-                rd_kafka_queue_destroy(src->queue);
+        if (src->msgq)
+                rd_kafka_queue_destroy(src->msgq);
+        if (src->groupq)
+                rd_kafka_queue_destroy(src->groupq);
         if (src->rk)
                 rd_kafka_destroy(src->rk);
         mmp_kafka_dlq_free(src->dlq);
@@ -279,7 +311,6 @@ void mmp_kafka_source_stats(mmp_kafka_source_t *src, mmp_kafka_stats_t *out) {
  * whatever else is already fetched, so the ledger lock, the engine's
  * in-flight accounting and the hand-off to the lanes are paid once per
  * batch rather than once per message. */
-#define POLL_BATCH 256
 
 /* Copies a consumed message into one allocation (the ledger entry). */
 static mmp_kafka_msg_t *msg_copy(const rd_kafka_message_t *rm) {
@@ -409,28 +440,42 @@ static void handle_batch(mmp_kafka_source_t *src, rd_kafka_message_t **rms, size
         pthread_mutex_unlock(&src->lock);
 }
 
-/* Pauses every assigned partition when too much is in flight, resumes at
- * half: polling goes on either way, so the group never sees a stalled member. */
+/* At the in-flight limit the poll thread takes no more messages (what
+ * librdkafka has fetched waits in its queue, bounded by
+ * queued.max.messages.kbytes). A short burst ends there; when the limit
+ * holds for PAUSE_AFTER_MS, every assigned partition is paused so the
+ * brokers stop sending, and resumed once half the limit is free. Polling
+ * goes on either way, so the group never sees a stalled member. (Pausing at
+ * once would cost throughput: a resumed partition's prefetched messages
+ * are dropped and fetched again.) */
+#define PAUSE_AFTER_MS 500
+
 static void backpressure(mmp_kafka_source_t *src) {
-        int over, under, paused;
+        int over, under, paused, pause = 0, resume = 0;
+        int64_t now = mmp_now_ms();
         pthread_mutex_lock(&src->lock);
         over = src->in_flight_events >= src->s.max_in_flight_events ||
                src->in_flight_bytes >= src->s.max_in_flight_bytes;
         under = src->in_flight_events <= src->s.max_in_flight_events / 2 &&
                 src->in_flight_bytes <= src->s.max_in_flight_bytes / 2;
         paused = src->paused;
-        if (!paused && over) {
-                src->paused = 1;
+        if (!over)
+                src->over_since_ms = 0;
+        else if (!src->over_since_ms)
+                src->over_since_ms = now;
+        if (!paused && over && now - src->over_since_ms >= PAUSE_AFTER_MS) {
+                src->paused = pause = 1;
                 src->st.paused_times++;
         } else if (paused && under) {
                 src->paused = 0;
+                resume = 1;
         }
         pthread_mutex_unlock(&src->lock);
-        if (!paused && over) {
-                mmp_debug("kafka", "pausing: %ld events / %lld bytes in flight", src->in_flight_events,
-                          src->in_flight_bytes);
+        if (pause) {
+                mmp_debug("kafka", "pausing: %ld events / %lld bytes in flight for %d ms", src->in_flight_events,
+                          src->in_flight_bytes, PAUSE_AFTER_MS);
                 set_pause(src, 1);
-        } else if (paused && under) {
+        } else if (resume) {
                 mmp_debug("kafka", "resuming");
                 set_pause(src, 0);
         }
@@ -450,25 +495,40 @@ static int subscribe(mmp_kafka_source_t *src) {
         return 0;
 }
 
-/* One blocking poll (this also serves rebalances), then the rest of what
- * is already fetched without waiting. */
+/* Room for more messages under the in-flight limit (by messages: a
+ * message's records are known only once it is parsed, so the limit is
+ * exceeded by at most one message's events). */
+static long room_left(mmp_kafka_source_t *src) {
+        long room;
+        pthread_mutex_lock(&src->lock);
+        room = src->in_flight_bytes >= src->s.max_in_flight_bytes
+                   ? 0
+                   : src->s.max_in_flight_events - src->in_flight_events;
+        /* None: the poll below waits in the group queue, and the ack that
+         * frees enough room ends that wait (rd_kafka_queue_yield). */
+        src->waiting_for_room = room <= 0;
+        pthread_mutex_unlock(&src->lock);
+        return room < 0 ? 0 : room > POLL_BATCH ? POLL_BATCH : room;
+}
+
+/* Serves the group (rebalances, errors) and takes the messages there is
+ * room for: waiting up to timeout_ms for the first, then whatever else is
+ * already fetched. With no room (or take = 0: draining) it only serves
+ * the group. */
 static void poll_batch(mmp_kafka_source_t *src, int timeout_ms, int take) {
         rd_kafka_message_t *rms[POLL_BATCH];
         size_t n = 0, ok = 0;
+        long room = take ? room_left(src) : 0;
         ssize_t more;
-        long room;
-        if (!(rms[0] = rd_kafka_consumer_poll(src->rk, timeout_ms)))
-                return;
-        n = 1;
-        /* No more than the in-flight limit has room for (by messages: a
-         * message's records are known only once it is parsed), so the limit
-         * is exceeded by at most one message's events, as without batches. */
-        pthread_mutex_lock(&src->lock);
-        room = src->s.max_in_flight_events - src->in_flight_events - 1;
-        pthread_mutex_unlock(&src->lock);
-        if (room > POLL_BATCH - 1)
-                room = POLL_BATCH - 1;
-        if (!rms[0]->err && room > 0 && (more = rd_kafka_consume_batch_queue(src->queue, 0, rms + 1, (size_t)room)) > 0)
+
+        /* Messages come here only in the moment between an assignment and
+         * the forwarding of its queue: taken like the others. */
+        if ((rms[0] = rd_kafka_consumer_poll(src->rk, room ? 0 : timeout_ms)))
+                n = 1;
+        if (room && !n && (rms[0] = rd_kafka_consume_queue(src->msgq, timeout_ms)))
+                n = 1;
+        if (room > (long)n && n && !rms[0]->err &&
+            (more = rd_kafka_consume_batch_queue(src->msgq, 0, rms + n, (size_t)room - n)) > 0)
                 n += (size_t)more;
         for (size_t i = 0; i < n; i++) {
                 if (rms[i]->err) {
