@@ -32,7 +32,7 @@ struct mmp_kafka_source {
         long long in_flight_bytes;
         int paused;
         int waiting_for_room; /* the poll thread waits in the group queue until acks make room */
-        int64_t over_since_ms; /* when the in-flight limit was last reached (0: not at it); poll thread */
+        int64_t full_since_ms; /* since when the poll thread has found no room (0: it has room) */
         mmp_kafka_stats_t st;
 };
 
@@ -459,11 +459,7 @@ static void backpressure(mmp_kafka_source_t *src) {
         under = src->in_flight_events <= src->s.max_in_flight_events / 2 &&
                 src->in_flight_bytes <= src->s.max_in_flight_bytes / 2;
         paused = src->paused;
-        if (!over)
-                src->over_since_ms = 0;
-        else if (!src->over_since_ms)
-                src->over_since_ms = now;
-        if (!paused && over && now - src->over_since_ms >= PAUSE_AFTER_MS) {
+        if (!paused && over && src->full_since_ms && now - src->full_since_ms >= PAUSE_AFTER_MS) {
                 src->paused = pause = 1;
                 src->st.paused_times++;
         } else if (paused && under) {
@@ -507,6 +503,10 @@ static long room_left(mmp_kafka_source_t *src) {
         /* None: the poll below waits in the group queue, and the ack that
          * frees enough room ends that wait (rd_kafka_queue_yield). */
         src->waiting_for_room = room <= 0;
+        if (room > 0)
+                src->full_since_ms = 0;
+        else if (!src->full_since_ms)
+                src->full_since_ms = mmp_now_ms();
         pthread_mutex_unlock(&src->lock);
         return room < 0 ? 0 : room > POLL_BATCH ? POLL_BATCH : room;
 }

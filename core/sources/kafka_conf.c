@@ -190,7 +190,7 @@ rd_kafka_conf_t *mmp_kafka_conf_new(const mmp_kafka_settings_t *s, int consumer,
         static const char *const consumer_defaults[][2] = {
             {"enable.auto.offset.store", "false"}, {"enable.auto.commit", "true"},
             {"auto.commit.interval.ms", "1000"},   {"auto.offset.reset", "earliest"},
-            {"queued.max.messages.kbytes", "16384"}, {"enable.partition.eof", "false"},
+            {"queued.max.messages.kbytes", "65536"}, {"enable.partition.eof", "false"},
         };
         static const char *const producer_defaults[][2] = {
             {"acks", "all"}, {"enable.idempotence", "true"}, {"message.timeout.ms", "30000"},
