@@ -33,8 +33,8 @@
 #           the median keeps it out, the individual runs are printed.
 #   python  inside the loop: perf_counter at the first message and after json.loads of the N-th;
 #           CPU = os.times() over the same window. The ~3 s group join is before the window.
-#   mmpipe  from the engine's "assigned N partition(s)" log line (ms timestamp; consumption starts
-#           right after it, so the few ms of offset fetch count against mmpipe) to the first
+#   mmpipe  from the engine's "first message" log line (ms timestamp, like the Python loop's first
+#           message; the engine also logs how long after the assignment that was) to the first
 #           moment the group's COMMITTED offsets cover all N messages (polled every 10 ms with
 #           rd_kafka_committed from a separate process). Committed is what "done" means for the
 #           engine: acknowledged and committed. The engine stores offsets every 100 ms and here
@@ -221,10 +221,10 @@ def kcat(bootstrap, topic, n, reps, fetch_wait, mock_pid):
                       "e_wall": med("e", 0), "e_cpu": med("e", 1), "cN_wall": med("cN", 0), "c1_wall": med("c1", 0),
                       "e_walls": [x[0] for x in runs["e"]], "cN_walls": [x[0] for x in runs["cN"]]}))
 
-LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z .*\[kafka\] assigned (\d+) partition")
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z .*\[kafka\] first message (\d+) ms after")
 
 def watch(bootstrap, topic, parts, group, n, pid, log, mock_pid, interval_ms, timeout_s):
-    """Times mmpipe: "assigned" log line -> the group's committed offsets cover all n messages."""
+    """Times mmpipe: "first message" log line -> the group's committed offsets cover all n messages."""
     L = rdk()
     rk = client(L, bootstrap, group)
     tpl = L.rd_kafka_topic_partition_list_new(parts)
@@ -242,9 +242,9 @@ def watch(bootstrap, topic, parts, group, n, pid, log, mock_pid, interval_ms, ti
                     busy_start, me_start = machine_busy(), os.times()
                     break
         if proc_cpu(pid) is None:
-            sys.exit("helper: mmpipe exited before it was assigned partitions (see %s)" % log)
+            sys.exit("helper: mmpipe exited before its first message (see %s)" % log)
         if time.time() > deadline:
-            sys.exit("helper: mmpipe was not assigned partitions within %d s" % timeout_s)
+            sys.exit("helper: mmpipe had no first message within %d s" % timeout_s)
         time.sleep(0.005)
     samples = []
     while True:
@@ -263,7 +263,7 @@ def watch(bootstrap, topic, parts, group, n, pid, log, mock_pid, interval_ms, ti
         time.sleep(interval_ms / 1000)
     t_end, cpu_end, mock_end, cs_end = samples[-1][0], proc_cpu(pid), proc_cpu(mock_pid), ctx_switches(pid)
     busy_end, me_end = machine_busy(), os.times()
-    with open(log + ".committed", "w") as f:  # seconds since "assigned", committed offsets
+    with open(log + ".committed", "w") as f:  # seconds since the first message, committed offsets
         f.writelines("%.3f %d\n" % (t - t_start, d) for t, d in samples)
     t10 = next(t for t, d in samples if d >= 0.1 * n)
     t90 = next(t for t, d in samples if d >= 0.9 * n)
@@ -310,7 +310,7 @@ def report(n, parts, brokers, fetch_wait, rounds_file, cores):
               % (k["cN_wall"], k["c1_wall"], k["secs"], k["e_wall"], n / k["e_wall"], k["e_cpu"], len(k["e_walls"]),
                  " ".join("%.3f" % w for w in k["e_walls"]), " ".join("%.3f" % w for w in k["cN_walls"])))
         print("  python: %.3f s first->last, group join %.2f s before it" % (p["secs"], p["join_secs"]))
-        print("  mmpipe: %.3f s assigned->all committed (%d polls), 10%%->90%% committed: %s msg/s, "
+        print("  mmpipe: %.3f s first message->all committed (%d polls), 10%%->90%% committed: %s msg/s, "
               "%.1f context switches/msg; summary: %s" % (m["secs"], m["samples"],
               "%.0f" % m["rate_10_90"] if m.get("rate_10_90") else "n/a", m["ctx_switches"] / n, m.get("summary", "?")))
         rows.append((rk, rp, rm, k["cpu"], p["cpu"], m["cpu"]))
@@ -556,7 +556,7 @@ helper report "$N" "$PARTITIONS" "$BROKERS" "$FETCH_WAIT_MS" "$rounds_file" "$(n
 
 if [ "$PROFILE" = 1 ]; then
   echo
-  echo "profile: one more mmpipe run under perf record --call-graph dwarf (assigned -> all committed) ..."
+  echo "profile: one more mmpipe run under perf record --call-graph dwarf (first message -> all committed) ..."
   PERF=$out/perf.data run_mmpipe mmpipe-profile "$out/profile-run.json"
   perf script --no-inline -i "$out/perf.data" -F comm,tid,ip,sym,dso 2>/dev/null >"$out/perf.script"
   helper profile "$out/perf.script" | tee "$out/profile.txt"

@@ -32,7 +32,10 @@ struct mmp_kafka_source {
         long long in_flight_bytes;
         int paused;
         int waiting_for_room; /* the poll thread waits in the group queue until acks make room */
-        int64_t full_since_ms; /* since when the poll thread has found no room (0: it has room) */
+        int64_t full_since_ms; /* pressure: since the poll thread first found no room while fetched
+                                  messages waited, until it caught up with them (0: none) */
+        int64_t assigned_ms;   /* the first assignment, for the first message's log line */
+        int first_seen;
         mmp_kafka_stats_t st;
 };
 
@@ -123,10 +126,10 @@ static void store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partitio
 
 /* ---- acknowledgements (engine threads) ---- */
 
-/* Room worth waking the poll thread for: a full batch, or half the limit. */
+/* Room worth waking the poll thread for: a full batch, or a quarter of the limit. */
 static long room_wanted(const mmp_kafka_source_t *src) {
-        long half = src->s.max_in_flight_events / 2;
-        return half < POLL_BATCH ? (half ? half : 1) : POLL_BATCH;
+        long quarter = src->s.max_in_flight_events / 4;
+        return quarter < POLL_BATCH ? (quarter ? quarter : 1) : POLL_BATCH;
 }
 
 static void on_event_done(const mmp_event_t *ev, const mmp_failure_t *failure, void *opaque) {
@@ -183,6 +186,15 @@ static void set_pause(mmp_kafka_source_t *src, int pause) {
         rd_kafka_topic_partition_list_destroy(a);
 }
 
+/* Sends a partition's messages to msgq. */
+static void forward_partition(mmp_kafka_source_t *src, const char *topic, int32_t partition) {
+        rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(src->rk, topic, partition);
+        if (pq) {
+                rd_kafka_queue_forward(pq, src->msgq);
+                rd_kafka_queue_destroy(pq);
+        }
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
         mmp_kafka_source_t *src = opaque;
@@ -194,6 +206,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                         part_add(src, parts->elems[i].topic, parts->elems[i].partition);
                 pthread_mutex_unlock(&src->lock);
                 mmp_info("kafka", "assigned %d partition(s)", parts->cnt);
+                if (!src->assigned_ms)
+                        src->assigned_ms = mmp_now_ms();
                 if (cooperative)
                         rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
                 else
@@ -201,14 +215,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                 /* Messages go to their own queue, so the poll thread can
                  * keep serving the group (rebalances, max.poll.interval.ms)
                  * while it takes no messages. */
-                for (int i = 0; i < parts->cnt; i++) {
-                        rd_kafka_queue_t *pq =
-                            rd_kafka_queue_get_partition(rk, parts->elems[i].topic, parts->elems[i].partition);
-                        if (pq) {
-                                rd_kafka_queue_forward(pq, src->msgq);
-                                rd_kafka_queue_destroy(pq);
-                        }
-                }
+                for (int i = 0; i < parts->cnt; i++)
+                        forward_partition(src, parts->elems[i].topic, parts->elems[i].partition);
                 /* librdkafka keeps a partition's pause flag across a revoke and
                  * a later re-assignment: set it from our state, both ways, or
                  * a partition paused before a rebalance stays paused forever. */
@@ -412,6 +420,12 @@ static void handle_batch(mmp_kafka_source_t *src, rd_kafka_message_t **rms, size
                         mmp_err("kafka", "out of memory for a message of %zu bytes: it is consumed again after a "
                                          "restart", rms[i]->len);
         n = k;
+        if (!src->first_seen && n) {
+                /* Says how long the start (offset look-ups, first fetch) took. */
+                src->first_seen = 1;
+                mmp_info("kafka", "first message %lld ms after the assignment",
+                         (long long)(mmp_now_ms() - src->assigned_ms));
+        }
         msgs_track(src, rms, ms, n);
         for (size_t i = 0; i < n; i++) {
                 long long before = ms[i]->bytes;
@@ -442,34 +456,33 @@ static void handle_batch(mmp_kafka_source_t *src, rd_kafka_message_t **rms, size
 
 /* At the in-flight limit the poll thread takes no more messages (what
  * librdkafka has fetched waits in its queue, bounded by
- * queued.max.messages.kbytes). A short burst ends there; when the limit
- * holds for PAUSE_AFTER_MS, every assigned partition is paused so the
- * brokers stop sending, and resumed once half the limit is free. Polling
- * goes on either way, so the group never sees a stalled member. (Pausing at
- * once would cost throughput: a resumed partition's prefetched messages
- * are dropped and fetched again.) */
-#define PAUSE_AFTER_MS 500
-
+ * queued.max.messages.kbytes). Pressure that lasts kafka.pause_after_ms (no room
+ * while fetched messages wait) means the work is slower than the arrivals:
+ * every assigned partition is paused so the brokers stop sending, and
+ * resumed once half the limit is free. Polling goes on either way, so the
+ * group never sees a stalled member. (Pausing at every brush with the limit
+ * cost throughput: librdkafka drops a resumed partition's prefetched
+ * messages and fetches again only about a second later.) With
+ * pause_after_ms 0 the source pauses as soon as it finds no room. */
 static void backpressure(mmp_kafka_source_t *src) {
-        int over, under, paused, pause = 0, resume = 0;
+        int under, paused, pause = 0, resume = 0;
         int64_t now = mmp_now_ms();
         pthread_mutex_lock(&src->lock);
-        over = src->in_flight_events >= src->s.max_in_flight_events ||
-               src->in_flight_bytes >= src->s.max_in_flight_bytes;
         under = src->in_flight_events <= src->s.max_in_flight_events / 2 &&
                 src->in_flight_bytes <= src->s.max_in_flight_bytes / 2;
         paused = src->paused;
-        if (!paused && over && src->full_since_ms && now - src->full_since_ms >= PAUSE_AFTER_MS) {
+        if (!paused && src->full_since_ms && now - src->full_since_ms >= src->s.pause_after_ms) {
                 src->paused = pause = 1;
                 src->st.paused_times++;
         } else if (paused && under) {
                 src->paused = 0;
+                src->full_since_ms = 0;
                 resume = 1;
         }
         pthread_mutex_unlock(&src->lock);
         if (pause) {
-                mmp_debug("kafka", "pausing: %ld events / %lld bytes in flight for %d ms", src->in_flight_events,
-                          src->in_flight_bytes, PAUSE_AFTER_MS);
+                mmp_debug("kafka", "pausing: %ld events / %lld bytes in flight, at the limit for %ld ms or more",
+                          src->in_flight_events, src->in_flight_bytes, src->s.pause_after_ms);
                 set_pause(src, 1);
         } else if (resume) {
                 mmp_debug("kafka", "resuming");
@@ -501,11 +514,15 @@ static long room_left(mmp_kafka_source_t *src) {
                    ? 0
                    : src->s.max_in_flight_events - src->in_flight_events;
         /* None: the poll below waits in the group queue, and the ack that
-         * frees enough room ends that wait (rd_kafka_queue_yield). */
+         * frees enough room ends that wait (rd_kafka_queue_yield; the wait
+         * is also capped at 10 ms, should a yield come between the check
+         * and the wait). */
         src->waiting_for_room = room <= 0;
-        if (room > 0)
+        /* Pressure: no room while fetched messages wait for it; it is over
+         * once the source has caught up with what was fetched. */
+        if (src->s.pause_after_ms && !rd_kafka_queue_length(src->msgq))
                 src->full_since_ms = 0;
-        else if (!src->full_since_ms)
+        else if (room <= 0 && !src->full_since_ms)
                 src->full_since_ms = mmp_now_ms();
         pthread_mutex_unlock(&src->lock);
         return room < 0 ? 0 : room > POLL_BATCH ? POLL_BATCH : room;
@@ -521,11 +538,17 @@ static void poll_batch(mmp_kafka_source_t *src, int timeout_ms, int take) {
         long room = take ? room_left(src) : 0;
         ssize_t more;
 
-        /* Messages come here only in the moment between an assignment and
-         * the forwarding of its queue: taken like the others. */
-        if ((rms[0] = rd_kafka_consumer_poll(src->rk, room ? 0 : timeout_ms)))
+        /* A message here means its partition's queue is not forwarded to
+         * msgq (librdkafka sets its own forwarding when it starts fetching,
+         * which can come after ours): taken like the others, and the
+         * forwarding set again. Both waits are short, so neither queue
+         * starves while the other is empty. */
+        if ((rms[0] = rd_kafka_consumer_poll(src->rk, room ? 0 : timeout_ms < 10 ? timeout_ms : 10))) {
                 n = 1;
-        if (room && !n && (rms[0] = rd_kafka_consume_queue(src->msgq, timeout_ms)))
+                if (!rms[0]->err)
+                        forward_partition(src, rd_kafka_topic_name(rms[0]->rkt), rms[0]->partition);
+        }
+        if (room && !n && (rms[0] = rd_kafka_consume_queue(src->msgq, timeout_ms < 10 ? timeout_ms : 10)))
                 n = 1;
         if (room > (long)n && n && !rms[0]->err &&
             (more = rd_kafka_consume_batch_queue(src->msgq, 0, rms + n, (size_t)room - n)) > 0)

@@ -11,8 +11,8 @@
 #include "util/log.h"
 
 static const char *const known_keys[] = {"brokers", "topics", "group", "dead_letter_topic",
-                                         "max_in_flight_events", "max_in_flight_mb", "drain_timeout_ms",
-                                         "properties", "consumer_properties", "producer_properties", NULL};
+                                         "max_in_flight_events", "max_in_flight_mb", "pause_after_ms",
+                                         "drain_timeout_ms", "properties", "consumer_properties", "producer_properties", NULL};
 
 static int is_known(const char *k) {
         for (int i = 0; known_keys[i]; i++)
@@ -67,7 +67,7 @@ int mmp_kafka_settings_read(const mmp_config_t *cfg, mmp_kafka_settings_t *s, ch
         json_object_foreach((json_t *)sec, k, v) {
                 if (!is_known(k)) {
                         snprintf(err, n, "unknown key \"kafka.%s\" (known: brokers, topics, group, dead_letter_topic, "
-                                         "max_in_flight_events, max_in_flight_mb, drain_timeout_ms, properties, "
+                                         "max_in_flight_events, max_in_flight_mb, pause_after_ms, drain_timeout_ms, properties, "
                                          "consumer_properties, producer_properties)",
                                  k);
                         return -1;
@@ -115,6 +115,9 @@ int mmp_kafka_settings_read(const mmp_config_t *cfg, mmp_kafka_settings_t *s, ch
         if (read_int(sec, "max_in_flight_mb", 1, 512, &iv, err, n))
                 return -1;
         s->max_in_flight_bytes = iv << 20;
+        if (read_int(sec, "pause_after_ms", 0, 2000, &iv, err, n))
+                return -1;
+        s->pause_after_ms = (long)iv;
         if (read_int(sec, "drain_timeout_ms", 0, 30000, &iv, err, n))
                 return -1;
         s->drain_timeout_ms = (long)iv;

@@ -20,6 +20,7 @@ typedef struct mmp_kafka_settings {
         char *dead_letter_topic;
         long max_in_flight_events;
         long long max_in_flight_bytes;
+        long pause_after_ms; /* lasting pressure before partitions are paused (0: at once) */
         long drain_timeout_ms;
         json_t *properties;          /* for consumer and producer */
         json_t *consumer_properties; /* consumer only */

@@ -14,8 +14,11 @@ make_objects $N "$T/objects"
 upload "$T/objects"
 notifications "$T/events.jsonl"
 produce "$T/events.jsonl"
-write_config "$T/c.json" pausers '"max_in_flight_events": 8'
-sed -i "s|\"connections\"|\"engine\": { \"workers\": 2 }, \"connections\"|" "$T/c.json"
+write_config "$T/c.json" pausers '"max_in_flight_events": 8, "pause_after_ms": 0'
+# pause_after_ms 0: pause as soon as the limit is reached (not after lasting
+# pressure), so member a is paused again and again while b joins; the debug
+# log says each time.
+sed -i "s|\"connections\"|\"engine\": { \"workers\": 2 }, \"log\": { \"level\": \"debug\" }, \"connections\"|" "$T/c.json"
 PIPES="$MMP_SOURCE_DIR/tests/integration/pipelines/slow_kafka"
 
 start_member() { # NAME
@@ -28,7 +31,7 @@ slow_rows() { sqlite3 "$T/docs.db" "select count(*) from slow_events" 2>/dev/nul
 all_slow() { [ "$(slow_rows)" -ge $N ]; }
 
 start_member a
-wait_until 60 "member a paused by backpressure" grep -q " paused," "$T/a.err"
+wait_until 60 "member a paused by backpressure" grep -q "\[kafka\] pausing:" "$T/a.err"
 ok "member a is paused"
 start_member b
 wait_until 60 "member b assigned" grep -q "assigned" "$T/b.err"
