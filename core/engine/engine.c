@@ -68,9 +68,11 @@ static void report_failure(mmp_engine_t *e, mmp_event_t *ev, mmp_failure_t *f) {
                 json_t *original = ev->original ? json_loads(ev->original, 0, NULL) : NULL;
                 if (ev->original && !original)
                         original = json_string(ev->original);
-                if (!mmp_deadletter_write(e->deadletters, original, ev->source, f))
+                json_t *source = mmp_event_source_json(ev);
+                if (!mmp_deadletter_write(e->deadletters, original, source, f))
                         stat_add(&e->stats.dead_letters, 1);
                 json_decref(original);
+                json_decref(source);
         }
 }
 
@@ -189,7 +191,7 @@ void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *doc
          * earlier versions of the object left. */
         if (n) {
                 lineage_parts_t lp = {
-                    .source = ev->source ? json_incref(ev->source) : json_null(),
+                    .source = mmp_event_source_json(ev),
                     .object = object_lineage(ev),
                     .plugins = plugins ? json_incref(plugins) : json_object(),
                     .endpoints = endpoints ? json_incref(endpoints) : json_array(),
@@ -291,8 +293,9 @@ static int route_early(mmp_engine_t *e, mmp_event_t *ev, mmp_lane_batch_t *batch
                         event_done(e, ev);
                 return 0;
         }
-        if (!ev->content_type && ev->key && mmp_content_type_from_name(ev->key))
-                mmp_event_set(&ev->content_type, mmp_content_type_from_name(ev->key));
+        const char *by_name;
+        if (!ev->content_type && ev->key && (by_name = mmp_content_type_from_name(ev->key)))
+                mmp_event_set(&ev->content_type, by_name);
         if (!ev->content_type)
                 return 1; /* only the bytes can tell */
         matched = route(e, ev, idx);

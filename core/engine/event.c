@@ -43,7 +43,19 @@ void mmp_event_unref(mmp_event_t *ev) {
         free(ev->etag);
         free(ev->version);
         free(ev->original);
-        json_decref(ev->source);
+        free(ev->source.topic);
         mmp_failure_free(ev->failure);
         free(ev);
+}
+
+json_t *mmp_event_source_json(const mmp_event_t *ev) {
+        switch (ev->source.type) {
+        case MMP_SOURCE_FILE:
+                return json_pack("{s:s, s:s}", "type", "file", "path", ev->key ? ev->key : "");
+        case MMP_SOURCE_KAFKA:
+                return json_pack("{s:s, s:s, s:i, s:I}", "type", "kafka", "topic", ev->source.topic ? ev->source.topic : "",
+                                 "partition", (int)ev->source.partition, "offset", (json_int_t)ev->source.offset);
+        default:
+                return json_null();
+        }
 }

@@ -19,6 +19,22 @@ typedef enum mmp_event_kind {
         MMP_EVENT_REMOVED,     /* delete what was derived from it */
 } mmp_event_kind_t;
 
+/* Where an event came from: a local file (the path is the event's key) or
+ * a Kafka message. Plain fields, not JSON: most events never need it as
+ * JSON (mmp_event_source_json builds it for lineage and dead letters). */
+typedef enum mmp_source_type {
+        MMP_SOURCE_NONE = 0,
+        MMP_SOURCE_FILE,
+        MMP_SOURCE_KAFKA,
+} mmp_source_type_t;
+
+typedef struct mmp_event_source {
+        mmp_source_type_t type;
+        char *topic; /* kafka: owned */
+        int32_t partition;
+        int64_t offset;
+} mmp_event_source_t;
+
 typedef struct mmp_event {
         uint64_t seq;          /* engine-wide order of arrival */
         mmp_event_kind_t kind;
@@ -36,7 +52,7 @@ typedef struct mmp_event {
         int64_t size;
         int64_t time_ms;       /* event time (mtime for files), wall clock */
         char *original;        /* the event as received, JSON text (dead letters, replay) */
-        json_t *source;        /* {"type":"file","path":...} or Kafka coordinates */
+        mmp_event_source_t source; /* where it came from (its lineage's "source") */
 
         /* Engine bookkeeping. */
         mmp_engine_t *engine;
@@ -55,5 +71,8 @@ void mmp_event_ref(mmp_event_t *ev);
 void mmp_event_unref(mmp_event_t *ev); /* frees at zero, removing temp files */
 /* Replaces a string field (copying value). */
 void mmp_event_set(char **field, const char *value);
+/* The source as JSON ({"type":"file","path":...} or {"type":"kafka","topic":...,
+ * "partition":...,"offset":...}): a new reference, or JSON null when there is none. */
+json_t *mmp_event_source_json(const mmp_event_t *ev);
 
 #endif

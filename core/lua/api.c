@@ -683,8 +683,19 @@ void mmp_lua_push_event(mmp_lua_t *lua, lua_State *L, const mmp_event_t *ev) {
         lua_setfield(L, -2, "size");
         lua_pushnumber(L, (lua_Number)ev->time_ms / 1000.0);
         lua_setfield(L, -2, "time");
-        if (ev->source) {
-                mmp_lua_push_json(L, ev->source);
+        if (ev->source.type != MMP_SOURCE_NONE) {
+                lua_createtable(L, 0, 4);
+                if (ev->source.type == MMP_SOURCE_FILE) {
+                        set_str(L, "type", "file");
+                        set_str(L, "path", ev->key);
+                } else {
+                        set_str(L, "type", "kafka");
+                        set_str(L, "topic", ev->source.topic);
+                        lua_pushnumber(L, ev->source.partition);
+                        lua_setfield(L, -2, "partition");
+                        lua_pushnumber(L, (lua_Number)ev->source.offset);
+                        lua_setfield(L, -2, "offset");
+                }
                 lua_setfield(L, -2, "source");
         }
         lua_getfield(L, LUA_REGISTRYINDEX, "mmpipe.event_mt");

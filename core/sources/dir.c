@@ -58,7 +58,7 @@ mmp_event_t *mmp_event_from_path(const char *path) {
                 return NULL;
         mmp_event_set(&ev->url, url);
         mmp_event_set(&ev->event_name, "file");
-        ev->source = json_pack("{s:s, s:s}", "type", "file", "path", abs);
+        ev->source.type = MMP_SOURCE_FILE;
         json_t *original = json_pack("{s:s}", "path", abs);
         ev->original = json_dumps(original, JSON_COMPACT);
         json_decref(original);

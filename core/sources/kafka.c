@@ -393,9 +393,10 @@ static int msg_events(mmp_kafka_source_t *src, mmp_kafka_msg_t *m, mmp_event_t *
                         *cap = *cap ? *cap * 2 : POLL_BATCH;
                         *evs = realloc(*evs, *cap * sizeof(**evs));
                 }
-                json_decref(ev->source);
-                ev->source = json_pack("{s:s, s:s, s:i, s:I}", "type", "kafka", "topic", m->part->topic, "partition",
-                                       (int)m->part->partition, "offset", (json_int_t)m->offset);
+                ev->source.type = MMP_SOURCE_KAFKA;
+                ev->source.topic = strdup(m->part->topic);
+                ev->source.partition = m->part->partition;
+                ev->source.offset = m->offset;
                 ev->source_opaque = m;
                 if (ev->size > 0)
                         m->bytes += ev->size;

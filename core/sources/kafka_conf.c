@@ -189,11 +189,17 @@ rd_kafka_conf_t *mmp_kafka_conf_new(const mmp_kafka_settings_t *s, int consumer,
         /* At-least-once with out-of-order completion: the source stores each
          * partition's offset itself once everything below it is done, and
          * librdkafka commits what was stored. Bounded prefetch keeps memory
-         * bounded while partitions are paused. */
+         * bounded while partitions are paused: every partition's messages
+         * share one queue here (kafka.c), and librdkafka applies both of its
+         * prefetch thresholds to that queue as a whole, so the memory bound
+         * is queued.max.messages.kbytes and the message count (meant per
+         * partition, 100,000 by default) is set out of its way. Past either,
+         * librdkafka 2.0 stops fetching for about a second. */
         static const char *const consumer_defaults[][2] = {
             {"enable.auto.offset.store", "false"}, {"enable.auto.commit", "true"},
             {"auto.commit.interval.ms", "1000"},   {"auto.offset.reset", "earliest"},
-            {"queued.max.messages.kbytes", "65536"}, {"enable.partition.eof", "false"},
+            {"queued.max.messages.kbytes", "65536"}, {"queued.min.messages", "1000000"},
+            {"enable.partition.eof", "false"},
         };
         static const char *const producer_defaults[][2] = {
             {"acks", "all"}, {"enable.idempotence", "true"}, {"message.timeout.ms", "30000"},

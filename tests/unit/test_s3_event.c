@@ -77,7 +77,7 @@ static void test_aws_single(void **state) {
         assert_int_equal(ev->size, 1024);
         assert_int_equal(ev->time_ms, 1704164645678LL); /* 2024-01-02T03:04:05.678Z */
         assert_null(ev->content_type);
-        assert_null(ev->source);
+        assert_int_equal(ev->source.type, MMP_SOURCE_NONE);
         /* original is the record itself, not the whole message, byte for byte */
         json_t *o = original(ev);
         assert_string_equal(json_string_value(json_object_get(o, "eventName")), "ObjectCreated:Put");
