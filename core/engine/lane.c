@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "lua/convert.h"
 #include "plugin/value.h"
+#include "sinks/sink.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -559,6 +560,9 @@ static void *lane_main(void *arg) {
         for (;;) {
                 msg_t *m, *nx;
                 int stopping = 0;
+                /* The writes this round's handlers make go to their sinks
+                 * together, at the end of the round. */
+                mmp_sink_hold();
                 /* Drain the inbox until it is empty (a bounded number of
                  * rounds) before judging deadlines: a result that arrived
                  * while another handler held the lane is not late. */
@@ -583,6 +587,7 @@ static void *lane_main(void *arg) {
                 }
                 int64_t inv_us = mmp_invoker_run(lane->invoker);
                 long wait_ms = check_deadlines(lane);
+                mmp_sink_release();
                 if (inv_us >= 0 && inv_us / 1000 < wait_ms)
                         wait_ms = (long)(inv_us / 1000);
                 if (stopping && !lane->tasks && !lane->outstanding && !mmp_invoker_active(lane->invoker)) {

@@ -474,6 +474,76 @@ mmp_sink_t *mmp_sink_new(const char *name, const json_t *conf, char *errstr, siz
         return sink;
 }
 
+/* Writes held by this thread (mmp_sink_hold), in submit order. */
+typedef struct held {
+        mmp_sink_t *sink;
+        write_entry_t *head, *tail;
+} held_t;
+
+#define HELD_SINKS 8 /* sinks one thread holds writes for at once; more are submitted at once */
+static __thread int hold_on;
+static __thread held_t held[HELD_SINKS];
+static __thread int n_held;
+
+/* Appends head..tail to the sink's queue and wakes the writer if it needs it. */
+static void enqueue(mmp_sink_t *sink, write_entry_t *head, write_entry_t *tail) {
+        pthread_mutex_lock(&sink->lock);
+        if (sink->exited) {
+                /* Submitted after mmp_sink_free drained the queue: a caller
+                 * bug, but each write still gets its one callback. */
+                pthread_mutex_unlock(&sink->lock);
+                for (write_entry_t *e = head, *nx; e; e = nx) {
+                        nx = e->next;
+                        complete(&e->w, mmp_failure_new(MMP_ERR_SHUTDOWN, MMP_STAGE_STORE, 1, e->w.pipeline, NULL,
+                                                         "destination %s is closed", sink->name));
+                }
+                return;
+        }
+        if (sink->tail)
+                sink->tail->next = head;
+        else
+                sink->head = head;
+        sink->tail = tail;
+        for (write_entry_t *e = head; e; e = e->next)
+                queue_count(sink, e, +1);
+        /* A busy writer finds them when its batch is done; one filling a
+         * batch needs waking only once the batch is full. */
+        if (sink->waiting == WAIT_IDLE || (sink->waiting == WAIT_FILL && batch_full(sink)))
+                pthread_cond_signal(&sink->cond);
+        pthread_mutex_unlock(&sink->lock);
+}
+
+void mmp_sink_hold(void) {
+        hold_on = 1;
+}
+
+void mmp_sink_release(void) {
+        hold_on = 0;
+        for (int i = 0; i < n_held; i++)
+                enqueue(held[i].sink, held[i].head, held[i].tail);
+        n_held = 0;
+}
+
+/* Keeps e for the release when this thread holds; 0 when it was kept. */
+static int hold_write(mmp_sink_t *sink, write_entry_t *e) {
+        int i;
+        if (!hold_on)
+                return -1;
+        for (i = 0; i < n_held && held[i].sink != sink; i++)
+                ;
+        if (i == n_held) {
+                if (n_held == HELD_SINKS)
+                        return -1;
+                held[n_held++] = (held_t){.sink = sink};
+        }
+        if (held[i].tail)
+                held[i].tail->next = e;
+        else
+                held[i].head = e;
+        held[i].tail = e;
+        return 0;
+}
+
 void mmp_sink_submit(mmp_sink_t *sink, mmp_write_t *w) {
         write_entry_t *e;
 
@@ -493,27 +563,8 @@ void mmp_sink_submit(mmp_sink_t *sink, mmp_write_t *w) {
                 e->bytes = w->docs ? serialise_docs(e) : 0;
         e->cost = json_array_size(w->docs) ? json_array_size(w->docs) : 1;
         e->queued_ms = mmp_now_ms();
-
-        pthread_mutex_lock(&sink->lock);
-        if (sink->exited) {
-                /* Submitted after mmp_sink_free drained the queue: a caller
-                 * bug, but the write still gets its one callback. */
-                pthread_mutex_unlock(&sink->lock);
-                complete(w, mmp_failure_new(MMP_ERR_SHUTDOWN, MMP_STAGE_STORE, 1, w->pipeline, NULL,
-                                            "destination %s is closed", sink->name));
-                return;
-        }
-        if (sink->tail)
-                sink->tail->next = e;
-        else
-                sink->head = e;
-        sink->tail = e;
-        queue_count(sink, e, +1);
-        /* A busy writer finds it when its batch is done; one filling a batch
-         * needs waking only once the batch is full. */
-        if (sink->waiting == WAIT_IDLE || (sink->waiting == WAIT_FILL && batch_full(sink)))
-                pthread_cond_signal(&sink->cond);
-        pthread_mutex_unlock(&sink->lock);
+        if (hold_write(sink, e))
+                enqueue(sink, e, e);
 }
 
 void mmp_sink_set_retry(mmp_sink_t *sink, const mmp_sink_retry_t *retry) {

@@ -74,6 +74,13 @@ mmp_sink_t *mmp_sink_new(const char *name, const json_t *conf, char *errstr, siz
  * what they submit (the engine's in-flight limit). */
 void mmp_sink_submit(mmp_sink_t *sink, mmp_write_t *w);
 
+/* Between hold and release, the calling thread's submits are kept and
+ * handed to their writers at the release: one lock and at most one wake-up
+ * per sink for many writes (a lane holds while it works through its inbox).
+ * Calling thread only; holds do not nest. */
+void mmp_sink_hold(void);
+void mmp_sink_release(void);
+
 /* How the writer retries retriable failures: it sleeps a uniform random time
  * in [0, min(cap_ms, base_ms * 2^attempt)] (full jitter) and tries again, as
  * long as it takes; the writes keep their order. drain_ms bounds how long
