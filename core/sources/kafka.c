@@ -583,7 +583,10 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
         while (!*stop) {
                 poll_batch(src, 100, 1);
                 backpressure(src);
-                if (mmp_now_ms() - last_store >= 100) {
+                /* Offsets stored soon after their events are done: the
+                 * next commit (auto.commit.interval.ms) takes them, and a
+                 * crash re-delivers less. */
+                if (mmp_now_ms() - last_store >= 20) {
                         store_offsets(src, NULL);
                         last_store = mmp_now_ms();
                         if (progress) {

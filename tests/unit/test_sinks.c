@@ -284,6 +284,36 @@ static void test_sqlite_upsert_twice_same_rows(void **state) {
         results_clear(r, 3);
 }
 
+/* Writes submitted while the thread holds reach the writer only at the
+ * release, all of them, in submit order (the delete comes after its upsert). */
+static void test_sink_hold_release(void **state) {
+        mmp_sink_t *s = open_sqlite(dbpath, -1);
+        result_t r[4] = {{0}};
+
+        mmp_sink_hold();
+        upsert(s, &r[0], "docs", "p1", "bkt", "a.txt", "v1", docs(1, 2, -1));
+        upsert(s, &r[1], "docs", "p1", "bkt", "b.txt", "v1", docs(3, -1));
+        delete (s, &r[2], "docs", "p1", "bkt", "a.txt");
+        upsert(s, &r[3], "docs", "p1", "bkt", "c.txt", "v1", docs(4, -1));
+        usleep(100 * 1000); /* a writer that had them would have called back by now */
+        pthread_mutex_lock(&done_lock);
+        assert_int_equal(done_count, 0);
+        pthread_mutex_unlock(&done_lock);
+        mmp_sink_release();
+        wait_done(4);
+        assert_stored(r, 4);
+        assert_string_equal(ids_of("docs", "p1", "bkt", "a.txt"), "");
+        assert_string_equal(ids_of("docs", "p1", "bkt", "b.txt"), ids(3, -1));
+        assert_string_equal(ids_of("docs", "p1", "bkt", "c.txt"), ids(4, -1));
+
+        /* Released: the next write goes at once. */
+        upsert(s, &r[0], "docs", "p1", "bkt", "d.txt", "v1", docs(5, -1));
+        wait_done(5);
+        assert_string_equal(ids_of("docs", "p1", "bkt", "d.txt"), ids(5, -1));
+        mmp_sink_free(s);
+        results_clear(r, 4);
+}
+
 static void test_sqlite_new_version_replaces_old(void **state) {
         mmp_sink_t *s = open_sqlite(dbpath, -1);
         result_t r[5] = {{0}};
@@ -892,6 +922,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_sqlite_upsert_twice_same_rows, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_new_version_replaces_old, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sink_hold_release, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_fewer_docs_same_version, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_delete, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sqlite_bad_write_fails_alone, setup, teardown),
