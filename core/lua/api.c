@@ -666,7 +666,7 @@ static void set_str(lua_State *L, const char *k, const char *v) {
 
 void mmp_lua_push_event(mmp_lua_t *lua, lua_State *L, const mmp_event_t *ev) {
         (void)lua;
-        lua_createtable(L, 0, 20);
+        lua_createtable(L, 0, 16); /* 14 fields at most: one power of two */
         set_str(L, "id", ev->id);
         set_str(L, "bucket", ev->bucket);
         set_str(L, "key", ev->key);
