@@ -541,9 +541,11 @@ static void poll_batch(mmp_kafka_source_t *src, int timeout_ms, int take) {
 
         /* A message here means its partition's queue is not forwarded to
          * msgq (librdkafka sets its own forwarding when it starts fetching,
-         * which can come after ours): taken like the others, and the
-         * forwarding set again. Both waits are short, so neither queue
-         * starves while the other is empty. */
+         * which can come after ours): the forwarding is set again, and the
+         * message taken like the others, even without room (it cannot be
+         * put back; this happens only just after an assignment, for what
+         * was fetched before the forwarding held). Both waits are short, so
+         * neither queue starves while the other is empty. */
         if ((rms[0] = rd_kafka_consumer_poll(src->rk, room ? 0 : timeout_ms < 10 ? timeout_ms : 10))) {
                 n = 1;
                 if (!rms[0]->err)
