@@ -53,8 +53,9 @@ json_t *mmp_event_source_json(const mmp_event_t *ev) {
         case MMP_SOURCE_FILE:
                 return json_pack("{s:s, s:s}", "type", "file", "path", ev->key ? ev->key : "");
         case MMP_SOURCE_KAFKA:
-                return json_pack("{s:s, s:s, s:i, s:I}", "type", "kafka", "topic", ev->source.topic ? ev->source.topic : "",
-                                 "partition", (int)ev->source.partition, "offset", (json_int_t)ev->source.offset);
+                return json_pack("{s:s, s:s, s:i, s:I}", "type", "kafka", "topic",
+                                 ev->source.topic ? ev->source.topic : "", "partition", (int)ev->source.partition,
+                                 "offset", (json_int_t)ev->source.offset);
         default:
                 return json_null();
         }

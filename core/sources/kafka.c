@@ -390,8 +390,21 @@ static int msg_events(mmp_kafka_source_t *src, mmp_kafka_msg_t *m, mmp_event_t *
         for (size_t i = 0; i < parsed.n; i++) {
                 mmp_event_t *ev = parsed.v[i];
                 if (*n == *cap) {
-                        *cap = *cap ? *cap * 2 : POLL_BATCH;
-                        *evs = realloc(*evs, *cap * sizeof(**evs));
+                        size_t want = *cap ? *cap * 2 : POLL_BATCH;
+                        mmp_event_t **grown = realloc(*evs, want * sizeof(**evs));
+                        if (!grown) {
+                                /* The rest of this message is not started, and
+                                 * its offset is never stored: it is consumed
+                                 * again after a restart rather than lost. */
+                                mmp_err("kafka", "%s [%d] @%lld: out of memory for its events (%zu of %zu started)",
+                                        m->part->topic, m->part->partition, (long long)m->offset, i, parsed.n);
+                                pthread_mutex_lock(&src->lock);
+                                m->dl_failed = 1;
+                                pthread_mutex_unlock(&src->lock);
+                                break;
+                        }
+                        *evs = grown;
+                        *cap = want;
                 }
                 ev->source.type = MMP_SOURCE_KAFKA;
                 ev->source.topic = strdup(m->part->topic);

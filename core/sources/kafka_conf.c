@@ -12,7 +12,8 @@
 
 static const char *const known_keys[] = {"brokers", "topics", "group", "dead_letter_topic",
                                          "max_in_flight_events", "max_in_flight_mb", "pause_after_ms",
-                                         "drain_timeout_ms", "properties", "consumer_properties", "producer_properties", NULL};
+                                         "drain_timeout_ms", "properties", "consumer_properties",
+                                         "producer_properties", NULL};
 
 static int is_known(const char *k) {
         for (int i = 0; known_keys[i]; i++)
@@ -67,8 +68,8 @@ int mmp_kafka_settings_read(const mmp_config_t *cfg, mmp_kafka_settings_t *s, ch
         json_object_foreach((json_t *)sec, k, v) {
                 if (!is_known(k)) {
                         snprintf(err, n, "unknown key \"kafka.%s\" (known: brokers, topics, group, dead_letter_topic, "
-                                         "max_in_flight_events, max_in_flight_mb, pause_after_ms, drain_timeout_ms, properties, "
-                                         "consumer_properties, producer_properties)",
+                                         "max_in_flight_events, max_in_flight_mb, pause_after_ms, drain_timeout_ms, "
+                                         "properties, consumer_properties, producer_properties)",
                                  k);
                         return -1;
                 }
@@ -231,5 +232,20 @@ rd_kafka_conf_t *mmp_kafka_conf_new(const mmp_kafka_settings_t *s, int consumer,
 fail:
         rd_kafka_conf_destroy(c);
         return NULL;
+}
+
+int mmp_kafka_config_check(const mmp_config_t *cfg, char *err, size_t n) {
+        mmp_kafka_settings_t s;
+        rd_kafka_conf_t *c = NULL;
+        int rc = mmp_kafka_settings_read(cfg, &s, err, n) || !(c = mmp_kafka_conf_new(&s, 1, err, n)) ? -1 : 0;
+        if (c) {
+                rd_kafka_conf_destroy(c);
+                if (!(c = mmp_kafka_conf_new(&s, 0, err, n)))
+                        rc = -1;
+        }
+        if (c)
+                rd_kafka_conf_destroy(c);
+        mmp_kafka_settings_clear(&s);
+        return rc;
 }
 #endif /* MMP_WITH_KAFKA */
