@@ -17,6 +17,9 @@
 #include "cli/cli.h"
 #include "plugin/loader.h"
 #include "serve/serve.h"
+#ifdef MMP_WITH_KAFKA
+#include "sources/kafka.h"
+#endif
 #ifdef MMP_WITH_MONGODB
 #include <mongoc/mongoc.h>
 #endif
@@ -93,6 +96,21 @@ int mmp_cmd_check(int argc, char **argv) {
                 return free(cli.args), MMP_EXIT_USAGE;
         mmp_cli_dirs(&cli, cfg, &opts);
         opts.deadletter_path = "";
+        if (!strcmp(mmp_config_str(cfg, "source.type", "dir"), "kafka")) {
+#ifdef MMP_WITH_KAFKA
+                rc = mmp_kafka_config_check(cfg, err, sizeof(err));
+#else
+                snprintf(err, sizeof(err), "source.type \"kafka\" is not supported in this build (librdkafka was "
+                                           "not found)");
+                rc = -1;
+#endif
+                if (rc) {
+                        fprintf(stderr, "mmpipe check: %s\n", err);
+                        mmp_config_free(cfg);
+                        free(cli.args);
+                        return MMP_EXIT_USAGE;
+                }
+        }
         printf("config: %s: ok\n", mmp_config_origin(cfg));
         if (!(e = mmp_engine_new(cfg, &opts, err, sizeof(err)))) {
                 fprintf(stderr, "mmpipe check: %s\n", err);

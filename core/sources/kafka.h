@@ -1,8 +1,9 @@
 /*
  * The Kafka source: a librdkafka consumer in a consumer group that turns S3
  * event notifications into engine events, stores per partition the offset
- * below which every event is done (events finish out of order), pauses its
- * partitions when too much is in flight, and parks what fails in a
+ * below which every event is done (events finish out of order), stops
+ * taking messages when too much is in flight (and pauses its partitions
+ * when that lasts), and parks what fails in a
  * dead-letter topic. The poll loop runs on the thread that calls
  * mmp_kafka_source_run; acknowledgements arrive from engine threads.
  */
@@ -26,6 +27,11 @@ typedef struct mmp_kafka_stats {
 /* Reads and checks the "kafka" config section (errors name the key path),
  * creates the consumer and the dead-letter producer. Does not subscribe yet. */
 mmp_kafka_source_t *mmp_kafka_source_new(const mmp_config_t *cfg, char *errstr, size_t errstr_size);
+
+/* Checks the "kafka" section as mmp_kafka_source_new would (settings and
+ * librdkafka properties of the consumer and the dead-letter producer),
+ * without connecting: for `mmpipe check`. Returns 0, or -1 with errstr. */
+int mmp_kafka_config_check(const mmp_config_t *cfg, char *errstr, size_t errstr_size);
 
 /* What the engine must be given so acknowledgements and dead letters come
  * back here: fills on_event_done/opaque and dead_letter/dead_letter_opaque. */

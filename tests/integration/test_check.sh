@@ -101,6 +101,30 @@ assert_rc 1 "check with a refused plugin"
 assert_contains "$(cat pl.txt)" "refused: $PL/wrong_abi.so: plugin ABI 2.0" "check output"
 assert_eq "check: plugins were refused (see above)" "$(tail -1 pl.txt)" "last line of check"
 
+say "the kafka section is checked too (without connecting)"
+if "$MMP" version | grep -Eq "kafka source +yes"; then
+        echo '{"source": {"type": "kafka"}, "kafka": {"brokers": "127.0.0.1:1", "topics": ["t"], "pause_after": 5}}' >k1.json
+        run_mmp k1.txt k1.err check --config k1.json
+        assert_rc 2 "check with a misspelt kafka key"
+        assert_contains "$(cat k1.err)" 'unknown key "kafka.pause_after"' "error message"
+        echo '{"source": {"type": "kafka"}, "kafka": {"brokers": "127.0.0.1:1", "topics": ["t"], "pause_after_ms": -1}}' >k2.json
+        run_mmp k2.txt k2.err check --config k2.json
+        assert_rc 2 "check with kafka.pause_after_ms = -1"
+        assert_eq "mmpipe check: kafka.pause_after_ms: expected an integer >= 0" "$(cat k2.err)" "error message"
+        echo '{"source": {"type": "kafka"}, "kafka": {"brokers": "127.0.0.1:1", "topics": ["t"],
+               "consumer_properties": {"fetch.wait.max.msx": "5"}}}' >k3.json
+        run_mmp k3.txt k3.err check --config k3.json
+        assert_rc 2 "check with a librdkafka property that does not exist"
+        assert_contains "$(cat k3.err)" 'kafka.consumer_properties.fetch.wait.max.msx: No such configuration property' \
+                "error message"
+        echo '{"source": {"type": "kafka"}, "kafka": {"brokers": "127.0.0.1:1", "topics": ["t"], "pause_after_ms": 0}}' >k4.json
+        run_mmp k4.txt k4.err check --config k4.json
+        assert_rc 0 "check with a good kafka section (no broker needed)"
+        assert_eq "check: ok" "$(tail -1 k4.txt)" "last line of check"
+else
+        ok "kafka source not in this build: its section is not checked"
+fi
+
 say "version and help"
 run_mmp v.txt v.err version
 assert_rc 0 "version"
