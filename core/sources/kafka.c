@@ -1,7 +1,8 @@
 /*
  * The Kafka source: consumer-group poll loop, the per-partition offset
  * ledger (events finish out of order; the offset stored is the one below
- * which everything is done), backpressure by pausing partitions, rebalance
+ * which everything is done), backpressure (no more messages taken at the
+ * in-flight limit, partitions paused when that lasts), rebalance
  * handling and the graceful drain. The poll loop and rebalance callbacks run
  * on the caller's thread; acknowledgements and dead letters arrive from
  * engine threads and meet the ledger under one lock.
