@@ -657,49 +657,59 @@ static int l_event_bytes(lua_State *L) {
         return 1;
 }
 
-static void set_str(lua_State *L, const char *k, const char *v) {
-        if (!v)
-                return;
-        lua_pushstring(L, v);
-        lua_setfield(L, -2, k);
-}
+/*
+ * The event table is built in Lua, by one table constructor with constant
+ * keys: that is one template copy, where setting each field from C would
+ * intern every key again. The starter takes the fields as arguments and
+ * tail-calls the handler, so tracebacks show the handler alone.
+ */
+static const char starter[] =
+    "local mt, setmetatable = ..., setmetatable\n"
+    "return function(handler, id, bucket, key, url, path, event_name, content_type,\n"
+    "                detected, mismatch, etag, version, size, time, stype, topic, partition, offset)\n"
+    "  local source\n"
+    "  if stype == 'kafka' then\n"
+    "    source = {type = 'kafka', topic = topic, partition = partition, offset = offset}\n"
+    "  elseif stype == 'file' then\n"
+    "    source = {type = 'file', path = key}\n"
+    "  end\n"
+    "  return handler(setmetatable({id = id, bucket = bucket, key = key, url = url, path = path,\n"
+    "    event_name = event_name, content_type = content_type, detected_content_type = detected,\n"
+    "    content_type_mismatch = mismatch, etag = etag, version = version, size = size,\n"
+    "    time = time, source = source}, mt))\n"
+    "end\n";
 
-void mmp_lua_push_event(mmp_lua_t *lua, lua_State *L, const mmp_event_t *ev) {
-        (void)lua;
-        lua_createtable(L, 0, 16); /* 14 fields at most: one power of two */
-        set_str(L, "id", ev->id);
-        set_str(L, "bucket", ev->bucket);
-        set_str(L, "key", ev->key);
-        set_str(L, "url", ev->url);
-        set_str(L, "path", ev->path);
-        set_str(L, "event_name", ev->event_name);
-        set_str(L, "content_type", ev->content_type);
-        set_str(L, "detected_content_type", ev->detected_type);
+int mmp_lua_push_handler_call(mmp_lua_t *lua, lua_State *L, int handler_ref, const mmp_event_t *ev) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, mmp_lua_starter_ref(lua));
+        lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
+        lua_pushstring(L, ev->id);
+        lua_pushstring(L, ev->bucket);
+        lua_pushstring(L, ev->key);
+        lua_pushstring(L, ev->url);
+        lua_pushstring(L, ev->path);
+        lua_pushstring(L, ev->event_name);
+        lua_pushstring(L, ev->content_type);
+        lua_pushstring(L, ev->detected_type);
         lua_pushboolean(L, ev->content_type_mismatch);
-        lua_setfield(L, -2, "content_type_mismatch");
-        set_str(L, "etag", ev->etag);
-        set_str(L, "version", ev->version);
+        lua_pushstring(L, ev->etag);
+        lua_pushstring(L, ev->version);
         lua_pushnumber(L, (lua_Number)ev->size);
-        lua_setfield(L, -2, "size");
         lua_pushnumber(L, (lua_Number)ev->time_ms / 1000.0);
-        lua_setfield(L, -2, "time");
-        if (ev->source.type != MMP_SOURCE_NONE) {
-                lua_createtable(L, 0, 4);
-                if (ev->source.type == MMP_SOURCE_FILE) {
-                        set_str(L, "type", "file");
-                        set_str(L, "path", ev->key);
-                } else {
-                        set_str(L, "type", "kafka");
-                        set_str(L, "topic", ev->source.topic);
-                        lua_pushnumber(L, ev->source.partition);
-                        lua_setfield(L, -2, "partition");
-                        lua_pushnumber(L, (lua_Number)ev->source.offset);
-                        lua_setfield(L, -2, "offset");
-                }
-                lua_setfield(L, -2, "source");
+        if (ev->source.type == MMP_SOURCE_KAFKA) {
+                lua_pushliteral(L, "kafka");
+                lua_pushstring(L, ev->source.topic);
+                lua_pushnumber(L, ev->source.partition);
+                lua_pushnumber(L, (lua_Number)ev->source.offset);
+        } else {
+                if (ev->source.type == MMP_SOURCE_FILE)
+                        lua_pushliteral(L, "file");
+                else
+                        lua_pushnil(L);
+                lua_pushnil(L);
+                lua_pushnil(L);
+                lua_pushnil(L);
         }
-        lua_getfield(L, LUA_REGISTRYINDEX, "mmpipe.event_mt");
-        lua_setmetatable(L, -2);
+        return 18; /* the handler and its 17 fields */
 }
 
 /* ops[plugin][op] = C closure of l_tool_call, for the prelude to wrap. */
@@ -742,7 +752,16 @@ int mmp_lua_api_open(lua_State *L, const mmp_lua_opts_t *opts, char *errstr, siz
         lua_pushcfunction(L, l_event_bytes);
         lua_setfield(L, -2, "bytes");
         lua_setfield(L, -2, "__index");
-        lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.event_mt");
+        if (luaL_loadbuffer(L, starter, sizeof(starter) - 1, "=mmpipe.start")) {
+                snprintf(errstr, n, "mmpipe starter: %s", lua_tostring(L, -1));
+                return -1;
+        }
+        lua_insert(L, -2); /* the chunk, then the event metatable as its argument */
+        if (lua_pcall(L, 1, 1, 0)) {
+                snprintf(errstr, n, "mmpipe starter: %s", lua_tostring(L, -1));
+                return -1;
+        }
+        lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.start");
 
         if (luaL_loadbuffer(L, prelude, sizeof(prelude) - 1, "=mmpipe")) {
                 snprintf(errstr, n, "mmpipe prelude: %s", lua_tostring(L, -1));

@@ -30,6 +30,7 @@ struct mmp_lua {
         int fired;
         mmp_lua_opts_t opts;
         const char *lib_dirs[4];
+        int starter_ref;        /* mmpipe.start: builds the event, calls the handler */
 };
 
 static __thread mmp_lua_t *tl_lua; /* the armed state of this thread */
@@ -285,8 +286,14 @@ mmp_lua_t *mmp_lua_new(const mmp_lua_opts_t *opts, char *errstr, size_t n) {
                 mmp_lua_free(lua);
                 return NULL;
         }
+        lua_getfield(L, LUA_REGISTRYINDEX, "mmpipe.start");
+        lua->starter_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         lua_sethook(L, deadline_hook, LUA_MASKCOUNT, HOOK_EVERY);
         return lua;
+}
+
+int mmp_lua_starter_ref(const mmp_lua_t *lua) {
+        return lua->starter_ref;
 }
 
 void mmp_lua_free(mmp_lua_t *lua) {

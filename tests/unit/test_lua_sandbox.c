@@ -1,7 +1,7 @@
 /*
  * The handler sandbox: allow-listed globals, bytecode refused, deadlines
  * that stop endless loops (also inside pcall), the memory cap, pipeline
- * load errors naming file and line.
+ * load errors naming file and line; and the event table handlers receive.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <lauxlib.h>
 
+#include "engine/event.h"
 #include "lua/api.h"
 #include "lua/state.h"
 #include "util/time.h"
@@ -169,6 +170,72 @@ static void test_pipeline_errors_name_file_and_line(void **state) {
         mmp_lua_free(lua);
 }
 
+
+/* The handler's event table: every field, the source table of both kinds,
+ * absent fields nil, and event:bytes() through the metatable. */
+static const char *call_handler(mmp_lua_t *lua, const mmp_event_t *ev, char *out, size_t n) {
+        static const char src[] =
+            "return function(e)\n"
+            "  local s = e.source or {}\n"
+            "  return table.concat({e.id, e.bucket, e.key, e.url, tostring(e.path), e.event_name,\n"
+            "    tostring(e.content_type), tostring(e.detected_content_type), tostring(e.content_type_mismatch),\n"
+            "    tostring(e.etag), tostring(e.version), tostring(e.size), tostring(e.time),\n"
+            "    tostring(s.type), tostring(s.topic or s.path), tostring(s.partition), tostring(s.offset),\n"
+            "    type(getmetatable(e).__index.bytes)}, '|')\n"
+            "end\n";
+        lua_State *L = mmp_lua_L(lua);
+        assert_int_equal(mmp_lua_load_chunk(L, "event.lua", src, strlen(src)), 0);
+        assert_int_equal(lua_pcall(L, 0, 1, 0), 0);
+        int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        int nargs = mmp_lua_push_handler_call(lua, L, ref, ev);
+        if (lua_pcall(L, nargs, 1, 0))
+                fail_msg("handler: %s", lua_tostring(L, -1));
+        snprintf(out, n, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+        return out;
+}
+
+static void test_event_table(void **state) {
+        mmp_lua_t *lua = new_state(0);
+        mmp_event_t ev = {0};
+        char out[1024];
+        (void)state;
+        ev.id = "s3://b/k.txt";
+        ev.bucket = "b";
+        ev.key = "k.txt";
+        ev.url = "s3://b/k.txt";
+        ev.path = "/tmp/x";
+        ev.event_name = "ObjectCreated:Put";
+        ev.content_type = "text/plain";
+        ev.detected_type = "text/html";
+        ev.content_type_mismatch = 1;
+        ev.etag = "e1";
+        ev.version = "v1";
+        ev.size = 1234;
+        ev.time_ms = 1500;
+        ev.source.type = MMP_SOURCE_KAFKA;
+        ev.source.topic = "uploads";
+        ev.source.partition = 3;
+        ev.source.offset = 9876543210LL;
+        assert_string_equal(call_handler(lua, &ev, out, sizeof(out)),
+                            "s3://b/k.txt|b|k.txt|s3://b/k.txt|/tmp/x|ObjectCreated:Put|text/plain|text/html|true|"
+                            "e1|v1|1234|1.5|kafka|uploads|3|9876543210|function");
+
+        ev.path = ev.content_type = ev.detected_type = ev.etag = ev.version = NULL;
+        ev.content_type_mismatch = 0;
+        ev.source.type = MMP_SOURCE_FILE;
+        assert_string_equal(call_handler(lua, &ev, out, sizeof(out)),
+                            "s3://b/k.txt|b|k.txt|s3://b/k.txt|nil|ObjectCreated:Put|nil|nil|false|"
+                            "nil|nil|1234|1.5|file|k.txt|nil|nil|function");
+
+        ev.source.type = MMP_SOURCE_NONE;
+        assert_string_equal(call_handler(lua, &ev, out, sizeof(out)),
+                            "s3://b/k.txt|b|k.txt|s3://b/k.txt|nil|ObjectCreated:Put|nil|nil|false|"
+                            "nil|nil|1234|1.5|nil|nil|nil|nil|function");
+        mmp_lua_free(lua);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_globals_allow_listed),
@@ -177,6 +244,7 @@ int main(void) {
             cmocka_unit_test(test_endless_loop_stopped),
             cmocka_unit_test(test_memory_cap),
             cmocka_unit_test(test_pipeline_errors_name_file_and_line),
+            cmocka_unit_test(test_event_table),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
