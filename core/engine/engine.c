@@ -295,7 +295,7 @@ static int route_early(mmp_engine_t *e, mmp_event_t *ev, mmp_lane_batch_t *batch
         }
         const char *by_name;
         if (!ev->content_type && ev->key && (by_name = mmp_content_type_from_name(ev->key)))
-                mmp_event_set(&ev->content_type, by_name);
+                mmp_event_set(ev, &ev->content_type, by_name);
         if (!ev->content_type)
                 return 1; /* only the bytes can tell */
         matched = route(e, ev, idx);

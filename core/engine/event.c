@@ -6,20 +6,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-void mmp_event_set(char **field, const char *value) {
-        free(*field);
-        *field = value ? strdup(value) : NULL;
+/* A string of the event's own block (freed with it), not of the heap. */
+static int in_block(const mmp_event_t *ev, const char *s) {
+        return s >= (const char *)(ev + 1) && s < ev->room_end;
 }
 
-mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key) {
-        mmp_event_t *ev = calloc(1, sizeof(*ev));
+static void drop(const mmp_event_t *ev, char *s) {
+        if (s && !in_block(ev, s))
+                free(s);
+}
+
+int mmp_event_set_n(mmp_event_t *ev, char **field, const char *value, size_t n) {
+        char *old = *field, *s = NULL;
+        if (value) {
+                if ((size_t)(ev->room_end - ev->room) > n) {
+                        s = ev->room;
+                        ev->room += n + 1;
+                } else if (!(s = malloc(n + 1))) {
+                        drop(ev, old);
+                        *field = NULL;
+                        return -1;
+                }
+                memcpy(s, value, n);
+                s[n] = '\0';
+        }
+        drop(ev, old); /* after the copy: value may be old itself */
+        *field = s;
+        return 0;
+}
+
+int mmp_event_set(mmp_event_t *ev, char **field, const char *value) {
+        return mmp_event_set_n(ev, field, value, value ? strlen(value) : 0);
+}
+
+mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key, size_t extra) {
+        size_t room = (id ? strlen(id) + 1 : 0) + (bucket ? strlen(bucket) : 0) + 1 + (key ? strlen(key) + 1 : 0) + extra;
+        mmp_event_t *ev = malloc(sizeof(*ev) + room); /* the room needs no zeroing */
         if (!ev)
                 return NULL;
+        memset(ev, 0, sizeof(*ev));
         ev->refcnt = 1;
         ev->size = -1;
-        mmp_event_set(&ev->id, id);
-        mmp_event_set(&ev->bucket, bucket ? bucket : "");
-        mmp_event_set(&ev->key, key);
+        ev->room = (char *)(ev + 1);
+        ev->room_end = ev->room + room;
+        mmp_event_set(ev, &ev->id, id);
+        mmp_event_set(ev, &ev->bucket, bucket ? bucket : "");
+        mmp_event_set(ev, &ev->key, key);
         mmp_tmplist_init(&ev->tmp);
         return ev;
 }
@@ -32,18 +64,18 @@ void mmp_event_unref(mmp_event_t *ev) {
         if (!ev || __atomic_sub_fetch(&ev->refcnt, 1, __ATOMIC_ACQ_REL))
                 return;
         mmp_tmplist_clear(&ev->tmp);
-        free(ev->id);
-        free(ev->bucket);
-        free(ev->key);
-        free(ev->url);
-        free(ev->path);
-        free(ev->event_name);
-        free(ev->content_type);
-        free(ev->detected_type);
-        free(ev->etag);
-        free(ev->version);
-        free(ev->original);
-        free(ev->source.topic);
+        drop(ev, ev->id);
+        drop(ev, ev->bucket);
+        drop(ev, ev->key);
+        drop(ev, ev->url);
+        drop(ev, ev->path);
+        drop(ev, ev->event_name);
+        drop(ev, ev->content_type);
+        drop(ev, ev->detected_type);
+        drop(ev, ev->etag);
+        drop(ev, ev->version);
+        drop(ev, ev->original);
+        drop(ev, ev->source.topic);
         mmp_failure_free(ev->failure);
         free(ev);
 }

@@ -63,14 +63,25 @@ typedef struct mmp_event {
         mmp_failure_t *failure; /* the first failure, kept for the source's report */
         mmp_tmplist_t tmp;     /* temp files, removed with the event */
         void *source_opaque;   /* for the source's acknowledgement */
+        char *room, *room_end; /* the unused rest of the event's block, for strings */
 } mmp_event_t;
 
-/* A new event with refcnt 1. Strings are copied; NULL stays NULL. */
-mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key);
+/* Room for what fetching adds to an event (temp file path, content types,
+ * digests), for mmp_event_new's extra: past it, strings go to the heap. */
+#define MMP_EVENT_FETCH_ROOM 320
+
+/* A new event with refcnt 1. Strings are copied; NULL stays NULL. They go
+ * in the event's own block, with room for `extra` more bytes of strings set
+ * later: an event whose strings fit is one allocation. */
+mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key, size_t extra);
 void mmp_event_ref(mmp_event_t *ev);
 void mmp_event_unref(mmp_event_t *ev); /* frees at zero, removing temp files */
-/* Replaces a string field (copying value). */
-void mmp_event_set(char **field, const char *value);
+/* Replaces a string field of ev (id, url, source.topic...) with a copy of
+ * value (NULL clears it), in the event's room while it lasts, else on the
+ * heap. The _n form copies n bytes and adds the NUL. -1 when out of memory
+ * (the field is then NULL). Fields are only ever set this way. */
+int mmp_event_set(mmp_event_t *ev, char **field, const char *value);
+int mmp_event_set_n(mmp_event_t *ev, char **field, const char *value, size_t n);
 /* The source as JSON ({"type":"file","path":...} or {"type":"kafka","topic":...,
  * "partition":...,"offset":...}): a new reference, or JSON null when there is none. */
 json_t *mmp_event_source_json(const mmp_event_t *ev);

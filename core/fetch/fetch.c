@@ -38,9 +38,9 @@ static void set_types(mmp_event_t *ev, int fd, const char *declared, const uint8
                 snprintf(detected, sizeof(detected), "%s", declared);
         else
                 mmp_content_type_detect(fd, detected, sizeof(detected));
-        mmp_event_set(&ev->detected_type, detected);
+        mmp_event_set(ev, &ev->detected_type, detected);
         if (!ev->content_type)
-                mmp_event_set(&ev->content_type, declared ? declared : detected);
+                mmp_event_set(ev, &ev->content_type, declared ? declared : detected);
         ev->content_type_mismatch = mmp_content_type_mismatch(ev->content_type, detected);
 }
 
@@ -89,10 +89,10 @@ static mmp_failure_t *fetch_file(mmp_event_t *ev, const char *path) {
         ev->size = (int64_t)st.st_size;
         if (!ev->time_ms)
                 ev->time_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-        mmp_event_set(&ev->path, path);
-        mmp_event_set(&ev->etag, hex);
+        mmp_event_set(ev, &ev->path, path);
+        mmp_event_set(ev, &ev->etag, hex);
         if (!ev->version)
-                mmp_event_set(&ev->version, hex); /* files have no versions: the content is one */
+                mmp_event_set(ev, &ev->version, hex); /* files have no versions: the content is one */
         set_types(ev, fd, declared, head, head_len);
         close(fd);
         return NULL;
@@ -144,7 +144,7 @@ const char *mmp_fetch_declared_type(const char *header, char *out, size_t out_si
 }
 
 void mmp_fetch_set_download(mmp_event_t *ev, const mmp_xfer_t *x, const char *path) {
-        mmp_event_set(&ev->path, path);
+        mmp_event_set(ev, &ev->path, path);
         ev->size = x->received;
         if (!ev->time_ms && x->last_modified[0]) {
                 time_t t = curl_getdate(x->last_modified, NULL);
@@ -594,15 +594,15 @@ mmp_failure_t *mmp_http_fetch(mmp_event_t *ev, const char *url) {
         }
         mmp_fetch_set_download(ev, &x, path);
         if (x.etag[0]) {
-                mmp_event_set(&ev->etag, x.etag);
+                mmp_event_set(ev, &ev->etag, x.etag);
         } else if (mmp_sha256_file(path, hex, NULL, err, sizeof(err)) == 0) {
-                mmp_event_set(&ev->etag, hex); /* no ETag: the content names itself, as for files */
+                mmp_event_set(ev, &ev->etag, hex); /* no ETag: the content names itself, as for files */
         } else {
                 close(fd);
                 return fetch_fail(MMP_ERR_IO, 1, "%s: %s", url, err);
         }
         if (!ev->version)
-                mmp_event_set(&ev->version, ev->etag);
+                mmp_event_set(ev, &ev->version, ev->etag);
         declared = ev->content_type ? ev->content_type
                                     : mmp_fetch_declared_type(x.content_type, declared_buf, sizeof(declared_buf));
         if (!declared)

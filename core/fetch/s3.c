@@ -490,15 +490,15 @@ mmp_failure_t *mmp_s3_fetch(mmp_event_t *ev, const char *bucket, const char *key
         if (ev->etag && x.etag[0] && strcmp(ev->etag, x.etag))
                 mmp_debug("s3", "%s: ETag %s in the event, %s now: the object changed since", what, ev->etag, x.etag);
         if (x.etag[0])
-                mmp_event_set(&ev->etag, x.etag);
+                mmp_event_set(ev, &ev->etag, x.etag);
         /* The version of the bytes fetched: S3's, else the one asked for, else
          * the ETag of what came (the event's ETag may name older content). */
         if (real_version(x.version_id))
-                mmp_event_set(&ev->version, x.version_id);
+                mmp_event_set(ev, &ev->version, x.version_id);
         else if (t.version_id)
                 ; /* already ev->version */
         else if (ev->etag)
-                mmp_event_set(&ev->version, ev->etag);
+                mmp_event_set(ev, &ev->version, ev->etag);
         declared = ev->content_type ? ev->content_type : head_type[0] ? head_type : mmp_content_type_from_name(key);
         mmp_fetch_set_types(ev, fd, declared);
         close(fd);

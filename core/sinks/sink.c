@@ -98,14 +98,28 @@ struct mmp_sink {
 
 enum { WAIT_NONE = 0, WAIT_IDLE, WAIT_FILL };
 
-static char *dup_or_null(const char *s) {
-        return s ? strdup(s) : NULL;
+/* Copies s (NULL stays NULL) to *room, moving it past the copy. */
+static char *put(char **room, const char *s) {
+        char *d = *room;
+        size_t n;
+        if (!s)
+                return NULL;
+        n = strlen(s) + 1;
+        memcpy(d, s, n);
+        *room += n;
+        return d;
 }
 
 mmp_write_t *mmp_write_new(mmp_write_kind_t kind, const char *collection, const char *pipeline,
                            const char *bucket, const char *key, const char *version, json_t *docs,
                            mmp_write_done_cb *done, void *opaque) {
-        write_entry_t *e = calloc(1, sizeof(*e));
+        /* One block: the entry, then its strings (freed with it). */
+        const char *strs[] = {collection, pipeline, bucket, key, version};
+        size_t room = 0;
+        for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+                room += strs[i] ? strlen(strs[i]) + 1 : 0;
+        write_entry_t *e = calloc(1, sizeof(*e) + room);
+        char *at = (char *)(e + 1);
         mmp_write_t *w;
 
         if (!e) {
@@ -114,30 +128,20 @@ mmp_write_t *mmp_write_new(mmp_write_kind_t kind, const char *collection, const 
         }
         w = &e->w;
         w->kind = kind;
-        w->collection = dup_or_null(collection);
-        w->pipeline = dup_or_null(pipeline);
-        w->bucket = dup_or_null(bucket);
-        w->key = dup_or_null(key);
-        w->version = dup_or_null(version);
+        w->collection = put(&at, collection);
+        w->pipeline = put(&at, pipeline);
+        w->bucket = put(&at, bucket);
+        w->key = put(&at, key);
+        w->version = put(&at, version);
         w->docs = docs;
         w->done = done;
         w->opaque = opaque;
-        if ((collection && !w->collection) || (pipeline && !w->pipeline) || (bucket && !w->bucket) ||
-            (key && !w->key) || (version && !w->version)) {
-                mmp_write_free(w);
-                return NULL;
-        }
         return w;
 }
 
 void mmp_write_free(mmp_write_t *w) {
         if (!w)
                 return;
-        free(w->collection);
-        free(w->pipeline);
-        free(w->bucket);
-        free(w->key);
-        free(w->version);
         json_decref(w->docs);
         for (size_t i = 0; i < ENTRY_OF(w)->n_texts; i++)
                 free(ENTRY_OF(w)->texts[i]);

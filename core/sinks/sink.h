@@ -51,8 +51,9 @@ struct mmp_write {
         void *opaque;
 };
 
-/* Allocates a write with copies of the strings. docs is taken (may be NULL).
- * Free with mmp_write_free (the sink does so after calling done). */
+/* Allocates a write with copies of the strings, in the write's own block
+ * (never free or replace them). docs is taken (may be NULL). Free with
+ * mmp_write_free (the sink does so after calling done). */
 mmp_write_t *mmp_write_new(mmp_write_kind_t kind, const char *collection, const char *pipeline,
                            const char *bucket, const char *key, const char *version, json_t *docs,
                            mmp_write_done_cb *done, void *opaque);

@@ -54,10 +54,10 @@ mmp_event_t *mmp_event_from_path(const char *path) {
         normalize_path(abs);
         snprintf(id, sizeof(id), "file:%s", abs);
         snprintf(url, sizeof(url), "file://%s", abs);
-        if (!(ev = mmp_event_new(id, "", abs)))
+        if (!(ev = mmp_event_new(id, "", abs, strlen(url) + sizeof("file") + strlen(abs) + 1 + MMP_EVENT_FETCH_ROOM)))
                 return NULL;
-        mmp_event_set(&ev->url, url);
-        mmp_event_set(&ev->event_name, "file");
+        mmp_event_set(ev, &ev->url, url);
+        mmp_event_set(ev, &ev->event_name, "file");
         ev->source.type = MMP_SOURCE_FILE;
         json_t *original = json_pack("{s:s}", "path", abs);
         ev->original = json_dumps(original, JSON_COMPACT);

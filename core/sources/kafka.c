@@ -408,7 +408,7 @@ static int msg_events(mmp_kafka_source_t *src, mmp_kafka_msg_t *m, mmp_event_t *
                         *cap = want;
                 }
                 ev->source.type = MMP_SOURCE_KAFKA;
-                ev->source.topic = strdup(m->part->topic);
+                mmp_event_set(ev, &ev->source.topic, m->part->topic);
                 ev->source.partition = m->part->partition;
                 ev->source.offset = m->offset;
                 ev->source_opaque = m;

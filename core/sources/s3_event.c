@@ -82,10 +82,9 @@ static int wrong_type(reader_t *r, const char *path, const char *what, const mmp
         return -1;
 }
 
-/* obj.name as a string: *out NULL when absent and not required. */
-static int get_string(reader_t *r, const mmp_jtok_t *obj, const char *name, const char *path, int required,
-                      const char **out) {
-        const mmp_jtok_t *v = mmp_jscan_gets(r->js, obj, name);
+/* Value v (NULL when absent) of field path as a string: *out NULL when
+ * absent and not required. */
+static int string_of(reader_t *r, const mmp_jtok_t *v, const char *path, int required, const char **out) {
         char p[96];
         *out = NULL;
         if (!v || v->type == MMP_JSCAN_NULL)
@@ -104,9 +103,14 @@ static int get_string(reader_t *r, const mmp_jtok_t *obj, const char *name, cons
         return 0;
 }
 
-static int get_object(reader_t *r, const mmp_jtok_t *obj, const char *name, const char *path,
-                      const mmp_jtok_t **out) {
-        const mmp_jtok_t *v = mmp_jscan_gets(r->js, obj, name);
+/* obj.name as a string. */
+static int get_string(reader_t *r, const mmp_jtok_t *obj, const char *name, const char *path, int required,
+                      const char **out) {
+        return string_of(r, mmp_jscan_gets(r->js, obj, name), path, required, out);
+}
+
+/* Value v (NULL when absent) of field path as an object. */
+static int object_of(reader_t *r, const mmp_jtok_t *v, const char *path, const mmp_jtok_t **out) {
         char p[96];
         if (!v)
                 return fail(r, "%s is missing", where(r, path, p), NULL);
@@ -193,63 +197,63 @@ static int push(mmp_s3_events_t *out, mmp_event_t *ev) {
         return 0;
 }
 
-/* a, b, c and d end to end in a new string (free()); NULL when out of memory. */
-static char *join4(const char *a, const char *b, const char *c, const char *d) {
-        size_t na = strlen(a), nb = strlen(b), nc = strlen(c), nd = strlen(d);
-        char *s = malloc(na + nb + nc + nd + 1);
+/* a, b, c and d[0..nd) end to end, NUL-terminated, in buf[0..size) when
+ * they fit, else in a new string (free() it when it is not buf); NULL when
+ * out of memory. */
+static char *join4(char *buf, size_t size, const char *a, const char *b, const char *c, const char *d, size_t nd) {
+        size_t na = strlen(a), nb = strlen(b), nc = strlen(c);
+        char *s = na + nb + nc + nd < size ? buf : malloc(na + nb + nc + nd + 1);
         if (s) {
                 memcpy(s, a, na);
                 memcpy(s + na, b, nb);
                 memcpy(s + na + nb, c, nc);
-                memcpy(s + na + nb + nc, d, nd + 1);
+                memcpy(s + na + nb + nc, d, nd);
+                s[na + nb + nc + nd] = '\0';
         }
         return s;
 }
 
 static int emit(reader_t *r, mmp_s3_events_t *out, const fields_t *f) {
-        char *id = NULL, *url = NULL, *etag = NULL, ctype[128];
+        char url_buf[512], id_buf[600], *url = NULL, *id = NULL, ctype[128];
         const char *version = f->version_id && *f->version_id && strcmp(f->version_id, "null") ? f->version_id : NULL;
+        const char *etag = f->etag && *f->etag ? f->etag : NULL;
+        size_t etag_len = etag ? strlen(etag) : 0, extra;
         mmp_event_t *ev = NULL;
+        int rc = -1;
 
-        if (f->etag && *f->etag) {
-                /* Some producers keep the HTTP header's quotes. */
-                size_t n = strlen(f->etag);
-                etag = n >= 2 && f->etag[0] == '"' && f->etag[n - 1] == '"' ? strndup(f->etag + 1, n - 2) : strdup(f->etag);
-                if (!etag)
-                        goto nomem;
-        }
-        if (!version)
-                version = etag;
+        /* Some producers keep the HTTP header's quotes. */
+        if (etag_len >= 2 && etag[0] == '"' && etag[etag_len - 1] == '"')
+                etag++, etag_len -= 2;
+        if (f->content_type && !mmp_fetch_declared_type(f->content_type, ctype, sizeof(ctype)))
+                ctype[0] = '\0';
         /* (No printf here: this runs for every record of every message.) */
-        if (!(url = join4("s3://", f->bucket, "/", f->key)) || (version && !(id = join4(url, "@", version, ""))))
-                goto nomem;
-        if (!(ev = mmp_event_new(id ? id : url, f->bucket, f->key)))
-                goto nomem;
+        if (!(url = join4(url_buf, sizeof(url_buf), "s3://", f->bucket, "/", f->key, strlen(f->key))) ||
+            ((version || etag) && !(id = join4(id_buf, sizeof(id_buf), url, "@", "", version ? version : etag,
+                                               version ? strlen(version) : etag_len))))
+                goto done;
+        /* Everything below goes in the event's block, and what fetching adds. */
+        extra = strlen(url) + 1 + strlen(f->event_name) + 1 + 2 * (etag_len + 1) + (version ? strlen(version) + 1 : 0) +
+                f->original_len + 1 + strlen(ctype) + 1 + MMP_EVENT_FETCH_ROOM;
+        if (!(ev = mmp_event_new(id ? id : url, f->bucket, f->key, extra)))
+                goto done;
         ev->kind = f->kind;
-        ev->url = url;
-        url = NULL;
-        mmp_event_set(&ev->event_name, f->event_name);
-        mmp_event_set(&ev->version, version);
-        ev->etag = etag;
-        etag = NULL;
-        if (f->content_type && mmp_fetch_declared_type(f->content_type, ctype, sizeof(ctype)))
-                mmp_event_set(&ev->content_type, ctype);
         ev->size = f->size;
         ev->time_ms = f->time_ms;
-        if ((ev->original = malloc(f->original_len + 1))) {
-                memcpy(ev->original, f->original, f->original_len);
-                ev->original[f->original_len] = '\0';
-        }
-        if (!ev->id || !ev->key || !ev->event_name || !ev->original || push(out, ev))
-                goto nomem;
-        free(id);
-        return 0;
-nomem:
+        if (mmp_event_set(ev, &ev->url, url) || mmp_event_set(ev, &ev->event_name, f->event_name) ||
+            (etag && mmp_event_set_n(ev, &ev->etag, etag, etag_len)) ||
+            (version ? mmp_event_set(ev, &ev->version, version) : mmp_event_set(ev, &ev->version, ev->etag)) ||
+            (f->content_type && *ctype && mmp_event_set(ev, &ev->content_type, ctype)) ||
+            mmp_event_set_n(ev, &ev->original, f->original, f->original_len) || !ev->id || !ev->key || push(out, ev))
+                goto done;
+        ev = NULL;
+        rc = 0;
+done:
         mmp_event_unref(ev);
-        free(id);
-        free(url);
-        free(etag);
-        return fail(r, "%s", "out of memory", NULL);
+        if (url != url_buf)
+                free(url);
+        if (id != id_buf)
+                free(id);
+        return rc ? fail(r, "%s", "out of memory", NULL) : 0;
 }
 
 /* "ObjectCreated:Put" and "s3:ObjectCreated:Put" alike. Returns 0 with
@@ -281,36 +285,50 @@ static int parse_record(reader_t *r, const mmp_jtok_t *rec, size_t i, mmp_s3_eve
         r->record = (long)i;
         if (rec->type != MMP_JSCAN_OBJECT)
                 return wrong_type(r, "", "an object", rec);
+        static const char *const rec_keys[] = {"eventName", "s3", "eventTime"};
+        const mmp_jtok_t *rec_v[3];
         f.original = mmp_jscan_raw(r->js, rec, &f.original_len);
-        if (get_string(r, rec, "eventName", ".eventName", 1, &name))
+        mmp_jscan_getv(r->js, rec, rec_keys, 3, rec_v);
+        if (string_of(r, rec_v[0], ".eventName", 1, &name))
                 return -1;
         if (classify(name, &f.kind, &f.event_name)) {
                 mmp_debug("s3-event", "Records[%zu]: skipping a %s event", i, name);
                 return 0;
         }
-        if (get_object(r, rec, "s3", ".s3", &s3) || get_object(r, s3, "bucket", ".s3.bucket", &bucket) ||
-            get_string(r, bucket, "name", ".s3.bucket.name", 1, &f.bucket) ||
-            get_object(r, s3, "object", ".s3.object", &object) ||
-            get_string(r, object, "key", ".s3.object.key", 1, &key) ||
-            get_string(r, object, "eTag", ".s3.object.eTag", 0, &f.etag) ||
-            get_string(r, object, "versionId", ".s3.object.versionId", 0, &f.version_id) ||
-            get_string(r, object, "contentType", ".s3.object.contentType", 0, &f.content_type) ||
-            get_string(r, rec, "eventTime", ".eventTime", 0, &time_s))
+        /* Each object's members in one pass over it. */
+        static const char *const s3_keys[] = {"bucket", "object"};
+        static const char *const object_keys[] = {"key", "eTag", "versionId", "contentType", "size"};
+        const mmp_jtok_t *sv[2], *ov[5];
+        if (object_of(r, rec_v[1], ".s3", &s3))
                 return -1;
-        if ((size = mmp_jscan_gets(r->js, object, "size")) && size->type != MMP_JSCAN_NULL) {
+        mmp_jscan_getv(r->js, s3, s3_keys, 2, sv);
+        if (object_of(r, sv[0], ".s3.bucket", &bucket) ||
+            get_string(r, bucket, "name", ".s3.bucket.name", 1, &f.bucket) ||
+            object_of(r, sv[1], ".s3.object", &object))
+                return -1;
+        mmp_jscan_getv(r->js, object, object_keys, 5, ov);
+        if (string_of(r, ov[0], ".s3.object.key", 1, &key) || string_of(r, ov[1], ".s3.object.eTag", 0, &f.etag) ||
+            string_of(r, ov[2], ".s3.object.versionId", 0, &f.version_id) ||
+            string_of(r, ov[3], ".s3.object.contentType", 0, &f.content_type) ||
+            string_of(r, rec_v[2], ".eventTime", 0, &time_s))
+                return -1;
+        if ((size = ov[4]) && size->type != MMP_JSCAN_NULL) {
                 if (mmp_jscan_int64(r->js, size, &f.size) || f.size < 0)
                         return wrong_type(r, ".s3.object.size", "a non-negative integer", size);
         }
         if (time_s && iso8601_ms(time_s, &f.time_ms))
                 return fail(r, "%s: expected an ISO 8601 time, got \"%.40s\"", where(r, ".eventTime", p), time_s);
-        if (!(f.key = strdup(key)))
+        /* Decoded on the stack for the usual key (S3's limit is 1,024 bytes). */
+        size_t n = strlen(key) + 1;
+        char kbuf[1100];
+        if (!(f.key = n <= sizeof(kbuf) ? memcpy(kbuf, key, n) : strdup(key)))
                 return fail(r, "%s", "out of memory", NULL);
-        if (mmp_s3_key_decode(f.key) || !*f.key) {
+        if (mmp_s3_key_decode(f.key) || !*f.key)
+                rc = fail(r, "%s: malformed URL encoding in \"%.80s\"", where(r, ".s3.object.key", p), key);
+        else
+                rc = emit(r, out, &f);
+        if (f.key != kbuf)
                 free(f.key);
-                return fail(r, "%s: malformed URL encoding in \"%.80s\"", where(r, ".s3.object.key", p), key);
-        }
-        rc = emit(r, out, &f);
-        free(f.key);
         return rc;
 }
 

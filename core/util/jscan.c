@@ -599,6 +599,25 @@ const mmp_jtok_t *mmp_jscan_gets(const mmp_jscan_t *js, const mmp_jtok_t *obj, c
         return mmp_jscan_get(js, obj, key, strlen(key));
 }
 
+void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *const *keys, size_t n,
+                    const mmp_jtok_t **out) {
+        const mmp_jtok_t *k;
+        size_t lens[16], i, j;
+        if (n > 16)
+                n = 16;
+        for (j = 0; j < n; j++) {
+                out[j] = NULL;
+                lens[j] = strlen(keys[j]);
+        }
+        if (!obj || obj->type != MMP_JSCAN_OBJECT)
+                return;
+        MMP_JSCAN_EACH(js, obj, k, i) {
+                for (j = 0; j < n; j++)
+                        if ((k->flags & MMP_JSCAN_ESCAPED || k->len == lens[j]) && mmp_jscan_streq(js, k, keys[j], lens[j]))
+                                out[j] = k + 1;
+        }
+}
+
 char *mmp_jscan_strdup(const mmp_jscan_t *js, const mmp_jtok_t *t, size_t *lenp, const char **why) {
         char *s;
         size_t n;

@@ -292,15 +292,15 @@ static mmp_config_t *configure_flaky(const char *extra) {
 static mmp_event_t *s3_event(const char *bucket, const char *key, const char *content_type) {
         char url[1024];
         snprintf(url, sizeof(url), "s3://%s/%s", bucket, key);
-        mmp_event_t *ev = mmp_event_new(url, bucket, key);
-        mmp_event_set(&ev->url, url);
-        mmp_event_set(&ev->content_type, content_type);
+        mmp_event_t *ev = mmp_event_new(url, bucket, key, 0);
+        mmp_event_set(ev, &ev->url, url);
+        mmp_event_set(ev, &ev->content_type, content_type);
         return ev;
 }
 
 static mmp_event_t *url_event(const char *url) {
-        mmp_event_t *ev = mmp_event_new(url, "", url);
-        mmp_event_set(&ev->url, url);
+        mmp_event_t *ev = mmp_event_new(url, "", url, 0);
+        mmp_event_set(ev, &ev->url, url);
         return ev;
 }
 
@@ -373,7 +373,7 @@ static void test_key_needing_encoding(void **state) {
         mmp_event_unref(ev);
         /* the same object named only by its URL */
         ev = url_event("s3://" BUCKET "/dir/a b+c \xc3\xa9.txt");
-        mmp_event_set(&ev->bucket, "");
+        mmp_event_set(ev, &ev->bucket, "");
         fetch_ok(ev);
         assert_body(ev, "unicode key\n");
         mmp_event_unref(ev);
@@ -459,7 +459,7 @@ static void test_versions(void **state) {
         mmp_config_t *cfg = configure_moto(NULL);
         /* the event names the first version: that one is fetched, not the latest */
         mmp_event_t *ev = s3_event(VBUCKET, "v.txt", NULL);
-        mmp_event_set(&ev->version, v1_id);
+        mmp_event_set(ev, &ev->version, v1_id);
         fetch_ok(ev);
         assert_body(ev, "version one\n");
         assert_string_equal(ev->version, v1_id);
@@ -791,7 +791,7 @@ static void test_unsupported_url(void **state) {
         mmp_failure_free(f);
         mmp_event_unref(ev);
         ev = url_event("s3://bucket-only");
-        mmp_event_set(&ev->bucket, "");
+        mmp_event_set(ev, &ev->bucket, "");
         f = fetch_fails(ev);
         assert_string_equal(f->message, "s3://bucket-only: expected s3://BUCKET/KEY");
         mmp_failure_free(f);

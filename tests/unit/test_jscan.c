@@ -208,6 +208,16 @@ static void test_lookup(void **state) {
         /* not an object */
         assert_null(mmp_jscan_gets(&js, mmp_jscan_gets(&js, o, "name"), "x"));
         assert_null(mmp_jscan_gets(&js, NULL, "x"));
+        /* several at once: what each single lookup gives */
+        static const char *const keys[] = {"names", "dup", "na", "k\"q", "caf\xc3\xa9", "", "name"};
+        const mmp_jtok_t *got[7];
+        mmp_jscan_getv(&js, o, keys, 7, got);
+        for (size_t i = 0; i < 7; i++)
+                assert_ptr_equal(got[i], mmp_jscan_gets(&js, o, keys[i]));
+        assert_null(got[2]);
+        mmp_jscan_getv(&js, mmp_jscan_gets(&js, o, "name"), keys, 7, got);
+        for (size_t i = 0; i < 7; i++)
+                assert_null(got[i]);
         mmp_jscan_free(&js);
 }
 

@@ -413,6 +413,45 @@ static void test_large_message(void **state) {
         free(msg);
 }
 
+/* Strings longer than the stack buffers and the event's room stay whole, and
+ * fields replaced later (as fetching does) past the room go to the heap
+ * (run under ASan: nothing leaks, nothing is freed twice). */
+static void test_long_strings(void **state) {
+        mmp_s3_events_t out;
+        char key[1501], version[701], extra[800], url[1600], id[2400], *rec, *msg;
+        (void)state;
+        memset(key, 'k', sizeof(key) - 1);
+        key[sizeof(key) - 1] = '\0';
+        memset(version, 'v', sizeof(version) - 1);
+        version[sizeof(version) - 1] = '\0';
+        snprintf(extra, sizeof(extra), ",\"eTag\":\"\\\"abc\\\"\",\"versionId\":\"%s\"", version);
+        rec = record("ObjectCreated:Put", "bkt", key, extra);
+        assert_true(asprintf(&msg, "{\"Records\":[%s]}", rec) > 0);
+        parse_ok(msg, &out);
+        assert_int_equal(out.n, 1);
+        mmp_event_t *ev = out.v[0];
+        snprintf(url, sizeof(url), "s3://bkt/%s", key);
+        snprintf(id, sizeof(id), "%s@%s", url, version);
+        assert_string_equal(ev->url, url);
+        assert_string_equal(ev->id, id);
+        assert_string_equal(ev->key, key);
+        assert_string_equal(ev->etag, "abc"); /* the header's quotes taken off */
+        assert_string_equal(ev->version, version);
+        assert_string_equal(ev->original, rec);
+        for (int i = 0; i < 20; i++) { /* far past the room: the heap, each old copy freed */
+                assert_int_equal(mmp_event_set(ev, &ev->path, url), 0);
+                assert_int_equal(mmp_event_set(ev, &ev->content_type, "image/png"), 0);
+        }
+        assert_int_equal(mmp_event_set(ev, &ev->version, ev->version), 0); /* set from itself */
+        assert_string_equal(ev->version, version);
+        assert_string_equal(ev->path, url);
+        assert_int_equal(mmp_event_set(ev, &ev->path, NULL), 0);
+        assert_null(ev->path);
+        mmp_s3_events_clear(&out);
+        free(rec);
+        free(msg);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_aws_single),   cmocka_unit_test(test_aws_several_records),
@@ -420,6 +459,7 @@ int main(void) {
             cmocka_unit_test(test_minio),        cmocka_unit_test(test_simple_form),
             cmocka_unit_test(test_time_forms),   cmocka_unit_test(test_malformed),
             cmocka_unit_test(test_escapes_and_layout), cmocka_unit_test(test_large_message),
+            cmocka_unit_test(test_long_strings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -316,9 +316,9 @@ static void wire_case(int path_style, const char *declared_type) {
         setenv("AWS_SESSION_TOKEN", "tok/en+=", 1);
         mmp_s3_set_clock(FIXED_EPOCH);
 
-        mmp_event_t *ev = mmp_event_new("wire", "bkt", key);
-        mmp_event_set(&ev->url, "s3://bkt/dir/a b+c \xc3\xa9.txt");
-        mmp_event_set(&ev->content_type, declared_type);
+        mmp_event_t *ev = mmp_event_new("wire", "bkt", key, 0);
+        mmp_event_set(ev, &ev->url, "s3://bkt/dir/a b+c \xc3\xa9.txt");
+        mmp_event_set(ev, &ev->content_type, declared_type);
         mmp_failure_t *f = mmp_fetch(ev);
         if (f)
                 fail_msg("fetch: %s", f->message);
