@@ -40,7 +40,8 @@ int mmp_event_set(mmp_event_t *ev, char **field, const char *value) {
 }
 
 mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key, size_t extra) {
-        size_t room = (id ? strlen(id) + 1 : 0) + (bucket ? strlen(bucket) : 0) + 1 + (key ? strlen(key) + 1 : 0) + extra;
+        size_t room = (id ? strlen(id) + 1 : 0) + (bucket ? strlen(bucket) : 0) + 1 + (key ? strlen(key) + 1 : 0);
+        room += extra;
         mmp_event_t *ev = malloc(sizeof(*ev) + room); /* the room needs no zeroing */
         if (!ev)
                 return NULL;

@@ -54,14 +54,18 @@ mmp_event_t *mmp_event_from_path(const char *path) {
         normalize_path(abs);
         snprintf(id, sizeof(id), "file:%s", abs);
         snprintf(url, sizeof(url), "file://%s", abs);
-        if (!(ev = mmp_event_new(id, "", abs, strlen(url) + sizeof("file") + strlen(abs) + 1 + MMP_EVENT_FETCH_ROOM)))
+        /* room for url, event_name, original ({"path":...}) and what fetching adds */
+        size_t extra = strlen(url) + sizeof("file") + 2 * (strlen(abs) + 1) + 12 + MMP_EVENT_FETCH_ROOM;
+        if (!(ev = mmp_event_new(id, "", abs, extra)))
                 return NULL;
         mmp_event_set(ev, &ev->url, url);
         mmp_event_set(ev, &ev->event_name, "file");
         ev->source.type = MMP_SOURCE_FILE;
         json_t *original = json_pack("{s:s}", "path", abs);
-        ev->original = json_dumps(original, JSON_COMPACT);
+        char *text = json_dumps(original, JSON_COMPACT);
         json_decref(original);
+        mmp_event_set(ev, &ev->original, text);
+        free(text);
         return ev;
 }
 

@@ -613,7 +613,8 @@ void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *co
                 return;
         MMP_JSCAN_EACH(js, obj, k, i) {
                 for (j = 0; j < n; j++)
-                        if ((k->flags & MMP_JSCAN_ESCAPED || k->len == lens[j]) && mmp_jscan_streq(js, k, keys[j], lens[j]))
+                        if ((k->flags & MMP_JSCAN_ESCAPED || k->len == lens[j]) &&
+                            mmp_jscan_streq(js, k, keys[j], lens[j]))
                                 out[j] = k + 1;
         }
 }
