@@ -18,8 +18,8 @@
 # Environment: ROUNDS (3) rounds of all three contenders; FETCH_WAIT_MS (10) the fetch.wait.max.ms
 # every contender gets; BROKERS (3); PARTITIONS (32, more when N needs them: the mock keeps only
 # ~5 MB per partition); KCAT_REPS (5) kcat runs per round (median); PROFILE=1 adds one mmpipe run
-# under `perf record --call-graph dwarf` and prints where its CPU goes; MMPIPE_ENV (VAR=VALUE words
-# for the engine's environment only, e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2);
+# under `perf record --call-graph dwarf` (PERF_FREQ samples a second, 250) and prints where its CPU
+# goes; MMPIPE_ENV (VAR=VALUE words for the engine's environment only, e.g. MALLOC_CONF=thp:default);
 # BUILD (build: the build folder to take mmpipe and kafka_mock from).
 #
 # How each contender is timed (the same window for all three: first message -> N-th message done,
@@ -498,7 +498,7 @@ run_mmpipe() {
       kill -0 "$ENGINE_PID" 2>/dev/null || { echo "mmpipe exited early (see $out/$name.log)" >&2; exit 1; }
       sleep 0.01
     done
-    perf record -F 250 --call-graph dwarf,16384 -o "$PERF" -p "$ENGINE_PID" 2>"$out/$name.perf.err" >/dev/null &
+    perf record -F "${PERF_FREQ:-250}" --call-graph dwarf,16384 -o "$PERF" -p "$ENGINE_PID" 2>"$out/$name.perf.err" >/dev/null &
     perf_pid=$!
   fi
   helper watch "$B" "$TOPIC" "$PARTITIONS" "$name" "$N" "$ENGINE_PID" "$out/$name.log" "$MOCK_PID" 10 600 >"$res.watch"
