@@ -2,13 +2,13 @@
  * Content types: by extension (declared) and by libmagic (detected).
  * Worker threads; each keeps its own magic handle.
  */
+#include <ctype.h>
 #include <magic.h>
 #include <stdint.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "fetch/fetch.h"
 
@@ -32,10 +32,20 @@ static const struct {
 
 const char *mmp_content_type_from_name(const char *name) {
         const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
+        char ext[16];
+        size_t n = 0;
         if (!dot || (slash && dot < slash) || !dot[1])
                 return NULL;
+        /* Lower-cased once (every event of a Kafka source passes here), then
+         * the first letter sieves the table; no known extension is longer. */
+        for (const char *c = dot + 1; *c; c++) {
+                if (n == sizeof(ext) - 1)
+                        return NULL;
+                ext[n++] = (char)tolower((unsigned char)*c);
+        }
+        ext[n] = '\0';
         for (size_t i = 0; i < sizeof(by_ext) / sizeof(by_ext[0]); i++)
-                if (!strcasecmp(dot + 1, by_ext[i].ext))
+                if (by_ext[i].ext[0] == ext[0] && !strcmp(ext, by_ext[i].ext))
                         return by_ext[i].type;
         return NULL;
 }
