@@ -22,6 +22,12 @@
 # goes; MMPIPE_ENV (VAR=VALUE words for the engine's environment only, e.g. MALLOC_CONF=thp:default);
 # BUILD (build: the build folder to take mmpipe and kafka_mock from).
 #
+# Instructions per message, which a busy shared machine does not move (for comparing two builds):
+#   ROUNDS=1 MMPIPE_ENV="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out" \
+#     bench/kafka_consume.sh 20000 && callgrind_annotate --inclusive=yes /tmp/cg.out
+# (env runs the words after its VAR=VALUE ones as the command; divide by N; start-up is ~3,500 a message
+# at N = 20,000.)
+#
 # How each contender is timed (the same window for all three: first message -> N-th message done,
 # connection set-up and group join excluded):
 #   kcat    `kcat -C -b B -t T -o beginning -q -c N > /dev/null` minus the same with `-c 1` (set-up,
