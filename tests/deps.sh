@@ -11,12 +11,14 @@
 # Build tools, the libraries CMakeLists.txt looks for (required and optional:
 # CI must build every optional feature, or its tests would silently not run),
 # and the tools the tests and the demo call (sqlite3 to read results, python3
-# to make test data, file for libmagic's database).
+# to make test data, file for libmagic's database, valgrind for the memcheck
+# tests of the parsers).
 MMP_DEPS=(
         build-essential gcc cmake pkg-config
         libluajit-5.1-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev libmagic-dev
         libcmocka-dev libxml2-dev libcmark-dev librdkafka-dev libmongoc-dev
         sqlite3 python3 file curl kcat python3-kafka python3-boto3 libjemalloc-dev libmicrohttpd-dev python3-pymongo
+        valgrind
 )
 
 # Set once apt-get update has run in this shell, so several calls cost one update.

@@ -119,13 +119,14 @@ mmp_write_t *mmp_write_new(mmp_write_kind_t kind, const char *collection, const 
         for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
                 room += strs[i] ? strlen(strs[i]) + 1 : 0;
         write_entry_t *e = calloc(1, sizeof(*e) + room);
-        char *at = (char *)(e + 1);
         mmp_write_t *w;
+        char *at;
 
         if (!e) {
                 json_decref(docs);
                 return NULL;
         }
+        at = (char *)(e + 1);
         w = &e->w;
         w->kind = kind;
         w->collection = put(&at, collection);

@@ -224,6 +224,7 @@ static int emit(reader_t *r, mmp_s3_events_t *out, const fields_t *f) {
         /* Some producers keep the HTTP header's quotes. */
         if (etag_len >= 2 && etag[0] == '"' && etag[etag_len - 1] == '"')
                 etag++, etag_len -= 2;
+        ctype[0] = '\0'; /* none declared, or none usable */
         if (f->content_type && !mmp_fetch_declared_type(f->content_type, ctype, sizeof(ctype)))
                 ctype[0] = '\0';
         /* (No printf here: this runs for every record of every message.) */
@@ -242,7 +243,7 @@ static int emit(reader_t *r, mmp_s3_events_t *out, const fields_t *f) {
         if (mmp_event_set(ev, &ev->url, url) || mmp_event_set(ev, &ev->event_name, f->event_name) ||
             (etag && mmp_event_set_n(ev, &ev->etag, etag, etag_len)) ||
             (version ? mmp_event_set(ev, &ev->version, version) : mmp_event_set(ev, &ev->version, ev->etag)) ||
-            (f->content_type && *ctype && mmp_event_set(ev, &ev->content_type, ctype)) ||
+            (*ctype && mmp_event_set(ev, &ev->content_type, ctype)) ||
             mmp_event_set_n(ev, &ev->original, f->original, f->original_len) || !ev->id || !ev->key || push(out, ev))
                 goto done;
         ev = NULL;

@@ -623,8 +623,10 @@ void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *co
                     const mmp_jtok_t **out) {
         const mmp_jtok_t *k;
         size_t lens[16], i, j;
-        if (n > 16)
+        if (n > 16) { /* the rest in further passes */
+                mmp_jscan_getv(js, obj, keys + 16, n - 16, out + 16);
                 n = 16;
+        }
         for (j = 0; j < n; j++) {
                 out[j] = NULL;
                 lens[j] = strlen(keys[j]);

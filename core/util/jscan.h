@@ -81,7 +81,7 @@ void mmp_jscan_free(mmp_jscan_t *js);
 const mmp_jtok_t *mmp_jscan_get(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *key, size_t keylen);
 /* The same with a NUL-terminated key. */
 const mmp_jtok_t *mmp_jscan_gets(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *key);
-/* Members keys[0..n) of obj in one pass over it (n <= 16): out[i] as
+/* Members keys[0..n) of obj in one pass over it per 16 keys: out[i] as
  * mmp_jscan_gets(js, obj, keys[i]) would return it. */
 void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *const *keys, size_t n,
                     const mmp_jtok_t **out);

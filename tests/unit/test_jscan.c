@@ -218,6 +218,14 @@ static void test_lookup(void **state) {
         mmp_jscan_getv(&js, mmp_jscan_gets(&js, o, "name"), keys, 7, got);
         for (size_t i = 0; i < 7; i++)
                 assert_null(got[i]);
+        /* more keys than one pass takes */
+        const char *many[20];
+        const mmp_jtok_t *many_got[20];
+        for (size_t i = 0; i < 20; i++)
+                many[i] = keys[i % 7];
+        mmp_jscan_getv(&js, o, many, 20, many_got);
+        for (size_t i = 0; i < 20; i++)
+                assert_ptr_equal(many_got[i], mmp_jscan_gets(&js, o, many[i]));
         mmp_jscan_free(&js);
 }
 
