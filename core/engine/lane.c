@@ -494,7 +494,7 @@ static void task_start(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
         if (lane->tasks)
                 lane->tasks->prev = t;
         lane->tasks = t;
-        task_resume(lane, t, mmp_lua_push_handler_call(lane->lua, t->co, lane->handler_refs[pidx], ev));
+        task_resume(lane, t, mmp_lua_push_handler_call(t->co, lane->handler_refs[pidx], ev));
 }
 
 static void fail_deadline_waiting(mmp_lane_t *lane, task_t *t) {

@@ -638,80 +638,6 @@ int mmp_lua_pipeline_from_table(lua_State *L, int idx, const char *file, mmp_pip
         return 0;
 }
 
-static int l_event_bytes(lua_State *L) {
-        FILE *f;
-        luaL_Buffer b;
-        char chunk[LUAL_BUFFERSIZE];
-        size_t r;
-        luaL_checktype(L, 1, LUA_TTABLE);
-        lua_getfield(L, 1, "path");
-        if (!lua_isstring(L, -1))
-                return luaL_error(L, "event:bytes(): this event has no fetched file");
-        if (!(f = fopen(lua_tostring(L, -1), "rb")))
-                return luaL_error(L, "event:bytes(): cannot read %s: %s", lua_tostring(L, -1), strerror(errno));
-        luaL_buffinit(L, &b);
-        while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
-                luaL_addlstring(&b, chunk, r);
-        fclose(f);
-        luaL_pushresult(&b);
-        return 1;
-}
-
-/*
- * The event table is built in Lua, by one table constructor with constant
- * keys: that is one template copy, where setting each field from C would
- * intern every key again. The starter takes the fields as arguments and
- * tail-calls the handler, so tracebacks show the handler alone.
- */
-static const char starter[] =
-    "local mt, setmetatable = ..., setmetatable\n"
-    "return function(handler, id, bucket, key, url, path, event_name, content_type,\n"
-    "                detected, mismatch, etag, version, size, time, stype, topic, partition, offset)\n"
-    "  local source\n"
-    "  if stype == 'kafka' then\n"
-    "    source = {type = 'kafka', topic = topic, partition = partition, offset = offset}\n"
-    "  elseif stype == 'file' then\n"
-    "    source = {type = 'file', path = key}\n"
-    "  end\n"
-    "  return handler(setmetatable({id = id, bucket = bucket, key = key, url = url, path = path,\n"
-    "    event_name = event_name, content_type = content_type, detected_content_type = detected,\n"
-    "    content_type_mismatch = mismatch, etag = etag, version = version, size = size,\n"
-    "    time = time, source = source}, mt))\n"
-    "end\n";
-
-int mmp_lua_push_handler_call(mmp_lua_t *lua, lua_State *L, int handler_ref, const mmp_event_t *ev) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, mmp_lua_starter_ref(lua));
-        lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
-        lua_pushstring(L, ev->id);
-        lua_pushstring(L, ev->bucket);
-        lua_pushstring(L, ev->key);
-        lua_pushstring(L, ev->url);
-        lua_pushstring(L, ev->path);
-        lua_pushstring(L, ev->event_name);
-        lua_pushstring(L, ev->content_type);
-        lua_pushstring(L, ev->detected_type);
-        lua_pushboolean(L, ev->content_type_mismatch);
-        lua_pushstring(L, ev->etag);
-        lua_pushstring(L, ev->version);
-        lua_pushnumber(L, (lua_Number)ev->size);
-        lua_pushnumber(L, (lua_Number)ev->time_ms / 1000.0);
-        if (ev->source.type == MMP_SOURCE_KAFKA) {
-                lua_pushliteral(L, "kafka");
-                lua_pushstring(L, ev->source.topic);
-                lua_pushnumber(L, ev->source.partition);
-                lua_pushnumber(L, (lua_Number)ev->source.offset);
-        } else {
-                if (ev->source.type == MMP_SOURCE_FILE)
-                        lua_pushliteral(L, "file");
-                else
-                        lua_pushnil(L);
-                lua_pushnil(L);
-                lua_pushnil(L);
-                lua_pushnil(L);
-        }
-        return 18; /* the handler and its 17 fields */
-}
-
 /* ops[plugin][op] = C closure of l_tool_call, for the prelude to wrap. */
 static void push_ops(lua_State *L, const mmp_plugins_t *plugins, int dispatcher_idx) {
         lua_newtable(L);
@@ -747,21 +673,6 @@ int mmp_lua_api_open(lua_State *L, const mmp_lua_opts_t *opts, char *errstr, siz
         lua_setmetatable(L, -2);
         lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.pipelines");
 
-        lua_newtable(L); /* event metatable */
-        lua_newtable(L);
-        lua_pushcfunction(L, l_event_bytes);
-        lua_setfield(L, -2, "bytes");
-        lua_setfield(L, -2, "__index");
-        if (luaL_loadbuffer(L, starter, sizeof(starter) - 1, "=mmpipe.start")) {
-                snprintf(errstr, n, "mmpipe starter: %s", lua_tostring(L, -1));
-                return -1;
-        }
-        lua_insert(L, -2); /* the chunk, then the event metatable as its argument */
-        if (lua_pcall(L, 1, 1, 0)) {
-                snprintf(errstr, n, "mmpipe starter: %s", lua_tostring(L, -1));
-                return -1;
-        }
-        lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.start");
 
         if (luaL_loadbuffer(L, prelude, sizeof(prelude) - 1, "=mmpipe")) {
                 snprintf(errstr, n, "mmpipe prelude: %s", lua_tostring(L, -1));

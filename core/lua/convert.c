@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lua/event.h"
 #include "plugin/value.h"
 
 #define MAX_DEPTH 64
@@ -76,6 +77,13 @@ static int to_value(lua_State *L, int idx, const char *path, int depth, mmp_valu
                 *out = mmp_value_new_string(s, len);
                 return 0;
         case LUA_TUSERDATA: {
+                if (mmp_lua_event_is(L, idx)) { /* the event passed whole: its fields */
+                        int rc;
+                        mmp_lua_event_push_table(L, idx);
+                        rc = to_value(L, lua_gettop(L), path, depth, out, err, n);
+                        lua_pop(L, 1);
+                        return rc;
+                }
                 mmp_value_t **blob = luaL_checkudata(L, idx, MMP_LUA_BLOB_MT);
                 *out = mmp_blob_ref(*blob);
                 return 0;
@@ -275,6 +283,14 @@ static json_t *to_json(lua_State *L, int idx, const char *path, int depth, char 
                         snprintf(err, n, "string is not valid UTF-8 at %s", path);
                 return j;
         case LUA_TTABLE: return table_to_json(L, idx, path, depth, err, n);
+        case LUA_TUSERDATA:
+                if (mmp_lua_event_is(L, idx)) { /* the event stored whole: its fields */
+                        mmp_lua_event_push_table(L, idx);
+                        j = table_to_json(L, lua_gettop(L), path, depth, err, n);
+                        lua_pop(L, 1);
+                        return j;
+                }
+                break;
         default: break;
         }
         snprintf(err, n, "a %s cannot be stored at %s", luaL_typename(L, idx), *path ? path : "(top)");

@@ -15,6 +15,7 @@
 
 #include "lua/api.h"
 #include "lua/convert.h"
+#include "lua/event.h"
 #include "util/sha256.h"
 #include "util/time.h"
 
@@ -30,7 +31,6 @@ struct mmp_lua {
         int fired;
         mmp_lua_opts_t opts;
         const char *lib_dirs[4];
-        int starter_ref;        /* mmpipe.start: builds the event, calls the handler */
 };
 
 static __thread mmp_lua_t *tl_lua; /* the armed state of this thread */
@@ -227,6 +227,8 @@ void mmp_lua_push_new_env(lua_State *L) {
         copy_all(L, "bit");
         lua_getfield(L, LUA_REGISTRYINDEX, "mmpipe.require");
         lua_setfield(L, -2, "require");
+        lua_getfield(L, LUA_REGISTRYINDEX, "mmpipe.pairs"); /* knows the event object */
+        lua_setfield(L, -2, "pairs");
         lua_getfield(L, LUA_REGISTRYINDEX, "mmpipe.print");
         lua_setfield(L, -2, "print");
         lua_pushvalue(L, -1);
@@ -282,18 +284,19 @@ mmp_lua_t *mmp_lua_new(const mmp_lua_opts_t *opts, char *errstr, size_t n) {
         lua_pushcclosure(L, l_require, 1);
         lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.require");
         mmp_lua_blob_register(L);
+        mmp_lua_event_register(L);
         if (mmp_lua_api_open(L, opts, errstr, n)) {
                 mmp_lua_free(lua);
                 return NULL;
         }
-        lua_getfield(L, LUA_REGISTRYINDEX, "mmpipe.start");
-        lua->starter_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         lua_sethook(L, deadline_hook, LUA_MASKCOUNT, HOOK_EVERY);
         return lua;
 }
 
-int mmp_lua_starter_ref(const mmp_lua_t *lua) {
-        return lua->starter_ref;
+int mmp_lua_push_handler_call(lua_State *L, int handler_ref, const mmp_event_t *ev) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, handler_ref);
+        mmp_lua_event_push(L, ev);
+        return 1;
 }
 
 void mmp_lua_free(mmp_lua_t *lua) {

@@ -59,10 +59,9 @@ void mmp_lua_disarm(mmp_lua_t *lua);
 int mmp_lua_deadline_fired(const mmp_lua_t *lua);
 size_t mmp_lua_memory(const mmp_lua_t *lua);
 
-/* Pushes the call of a handler (by registry reference) on an event: a
+/* Pushes the call of a handler (by registry reference) on an event: the
  * function and its arguments, returning how many arguments to resume with.
- * The handler receives the event table (fields in DESIGN.md). */
-int mmp_lua_push_handler_call(mmp_lua_t *lua, lua_State *L, int handler_ref, const mmp_event_t *ev);
-int mmp_lua_starter_ref(const mmp_lua_t *lua); /* the function it pushes */
+ * The handler receives the event object (lua/event.h). */
+int mmp_lua_push_handler_call(lua_State *L, int handler_ref, const mmp_event_t *ev);
 
 #endif

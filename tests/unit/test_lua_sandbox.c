@@ -9,13 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <lauxlib.h>
 
 #include "engine/event.h"
 #include "lua/api.h"
+#include "lua/convert.h"
 #include "lua/state.h"
+#include "plugin/value.h"
 #include "util/time.h"
 
 static mmp_lua_t *new_state(size_t cap) {
@@ -171,29 +174,43 @@ static void test_pipeline_errors_name_file_and_line(void **state) {
 }
 
 
-/* The handler's event table: every field, the source table of both kinds,
- * absent fields nil, and event:bytes() through the metatable. */
-static const char *call_handler(mmp_lua_t *lua, const mmp_event_t *ev, char *out, size_t n) {
-        static const char src[] =
-            "return function(e)\n"
-            "  local s = e.source or {}\n"
-            "  return table.concat({e.id, e.bucket, e.key, e.url, tostring(e.path), e.event_name,\n"
-            "    tostring(e.content_type), tostring(e.detected_content_type), tostring(e.content_type_mismatch),\n"
-            "    tostring(e.etag), tostring(e.version), tostring(e.size), tostring(e.time),\n"
-            "    tostring(s.type), tostring(s.topic or s.path), tostring(s.partition), tostring(s.offset),\n"
-            "    type(getmetatable(e).__index.bytes)}, '|')\n"
-            "end\n";
+/* Calls the handler that the chunk src returns (loaded like a pipeline
+ * file, in the sandbox) on ev; leaves its result on the stack. */
+static void call_on(mmp_lua_t *lua, const char *src, const mmp_event_t *ev) {
         lua_State *L = mmp_lua_L(lua);
         assert_int_equal(mmp_lua_load_chunk(L, "event.lua", src, strlen(src)), 0);
+        mmp_lua_push_new_env(L);
+        lua_setfenv(L, -2);
         assert_int_equal(lua_pcall(L, 0, 1, 0), 0);
         int ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        int nargs = mmp_lua_push_handler_call(lua, L, ref, ev);
+        int nargs = mmp_lua_push_handler_call(L, ref, ev);
         if (lua_pcall(L, nargs, 1, 0))
                 fail_msg("handler: %s", lua_tostring(L, -1));
-        snprintf(out, n, "%s", lua_tostring(L, -1));
-        lua_pop(L, 1);
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
+}
+
+static const char *call_str(mmp_lua_t *lua, const char *src, const mmp_event_t *ev, char *out, size_t n) {
+        lua_State *L = mmp_lua_L(lua);
+        call_on(lua, src, ev);
+        snprintf(out, n, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+        lua_pop(L, 1);
         return out;
+}
+
+/* The handler's event: every field, the source table of both kinds,
+ * absent fields nil, and event:bytes(). */
+static const char *call_handler(mmp_lua_t *lua, const mmp_event_t *ev, char *out, size_t n) {
+        return call_str(lua,
+                        "return function(e)\n"
+                        "  local s = e.source or {}\n"
+                        "  return table.concat({e.id, e.bucket, e.key, e.url, tostring(e.path), e.event_name,\n"
+                        "    tostring(e.content_type), tostring(e.detected_content_type), "
+                        "tostring(e.content_type_mismatch),\n"
+                        "    tostring(e.etag), tostring(e.version), tostring(e.size), tostring(e.time),\n"
+                        "    tostring(s.type), tostring(s.topic or s.path), tostring(s.partition), tostring(s.offset),\n"
+                        "    type(e.bytes)}, '|')\n"
+                        "end\n",
+                        ev, out, n);
 }
 
 static void test_event_table(void **state) {
@@ -236,6 +253,115 @@ static void test_event_table(void **state) {
         mmp_lua_free(lua);
 }
 
+/* The event is an object read like a table: what a handler can do with a
+ * table of its fields still works (pairs, setting fields, storing it, passing
+ * it on), it is a snapshot that outlives its handler and the engine's event,
+ * and its metatable stays hidden. */
+static void test_event_object(void **state) {
+        mmp_lua_t *lua = new_state(0);
+        lua_State *L = mmp_lua_L(lua);
+        mmp_event_t ev = {0};
+        char out[1024], key[32] = "k.txt", path[] = "/tmp/mmp-test-event-XXXXXX";
+        char err[256];
+        int fd = mkstemp(path);
+        (void)state;
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "hello\0bytes", 11), 11);
+        close(fd);
+        ev.id = "s3://b/k.txt";
+        ev.bucket = "b";
+        ev.key = key;
+        ev.path = path;
+        ev.event_name = "ObjectCreated:Put";
+        ev.size = 11;
+        ev.source.type = MMP_SOURCE_KAFKA;
+        ev.source.topic = "uploads";
+        ev.source.partition = 3;
+        ev.source.offset = 7;
+
+        /* pairs: every field, bytes excluded; nil fields absent. */
+        char want[1024];
+        snprintf(want, sizeof(want),
+                 "bucket=b content_type_mismatch=false event_name=ObjectCreated:Put id=s3://b/k.txt key=k.txt "
+                 "path=%s size=11 source=kafka time=0",
+                 path);
+        assert_string_equal(call_str(lua,
+                                     "return function(e)\n"
+                                     "  local ks = {}\n"
+                                     "  for k, v in pairs(e) do\n"
+                                     "    ks[#ks + 1] = k .. '=' .. (type(v) == 'table' and v.type or tostring(v))\n"
+                                     "  end\n"
+                                     "  table.sort(ks)\n"
+                                     "  return table.concat(ks, ' ')\n"
+                                     "end\n",
+                                     &ev, out, sizeof(out)),
+                            want);
+
+        /* Identity and hidden metatable; fields set stay set, others keep
+         * their values, nil removes, bytes() still reads the file. */
+        assert_string_equal(call_str(lua,
+                                     "return function(e)\n"
+                                     "  local r = { tostring(e.source == e.source), tostring(getmetatable(e)),\n"
+                                     "              type(e), tostring(e), tostring(e.nothing), tostring(e[1]) }\n"
+                                     "  e.source.seen = true\n"
+                                     "  r[#r + 1] = tostring(e.source.seen)\n"
+                                     "  e.key = 'changed'; e.url = nil; e.extra = 42\n"
+                                     "  r[#r + 1] = e.key .. ',' .. tostring(e.url) .. ',' .. e.extra .. ',' .. e.bucket\n"
+                                     "  r[#r + 1] = tostring(e.source.seen) .. ',' .. #e:bytes()\n"
+                                     "  return table.concat(r, '|')\n"
+                                     "end\n",
+                                     &ev, out, sizeof(out)),
+                            "true|false|userdata|event s3://b/k.txt|nil|nil|true|changed,nil,42,b|true,11");
+
+        /* A kept event is a snapshot: the engine's strings may change or go. */
+        static const char keep[] = "local kept\n"
+                                   "return function(e)\n"
+                                   "  if kept then return kept.key .. ',' .. kept.source.topic .. ',' .. e.key end\n"
+                                   "  kept = e\n"
+                                   "  return 'kept'\n"
+                                   "end\n";
+        call_on(lua, keep, &ev); /* loads the chunk, so keep one handler: */
+        lua_pop(L, 1);
+        assert_int_equal(mmp_lua_load_chunk(L, "keep.lua", keep, strlen(keep)), 0);
+        mmp_lua_push_new_env(L);
+        lua_setfenv(L, -2);
+        assert_int_equal(lua_pcall(L, 0, 1, 0), 0);
+        int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        assert_int_equal(lua_pcall(L, mmp_lua_push_handler_call(L, ref, &ev), 1, 0), 0);
+        assert_string_equal(lua_tostring(L, -1), "kept");
+        lua_pop(L, 1);
+        strcpy(key, "other.txt");
+        ev.source.topic = "gone";
+        lua_gc(L, LUA_GCCOLLECT, 0);
+        assert_int_equal(lua_pcall(L, mmp_lua_push_handler_call(L, ref, &ev), 1, 0), 0);
+        assert_string_equal(lua_tostring(L, -1), "k.txt,uploads,other.txt");
+        lua_pop(L, 1);
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+
+        /* Stored in a document or passed to a plugin: its fields. */
+        call_on(lua, "return function(e) return { ev = e } end\n", &ev);
+        json_t *doc = mmp_lua_to_json(L, -1, "doc", err, sizeof(err));
+        assert_non_null(doc);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "ev"), "key")), "other.txt");
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(doc, "ev"), "source"),
+                                                            "offset")),
+                         7);
+        assert_null(json_object_get(json_object_get(doc, "ev"), "bytes"));
+        json_decref(doc);
+        mmp_value_t *v = NULL;
+        assert_int_equal(mmp_lua_to_value(L, -1, "input", &v, err, sizeof(err)), 0);
+        assert_non_null(v);
+        mmp_value_free(v);
+        lua_pop(L, 1);
+
+        /* bytes() named on anything else says how to call it. */
+        call_on(lua, "return function(e) local ok, m = pcall(e.bytes, {}) return m end\n", &ev);
+        assert_non_null(strstr(lua_tostring(L, -1), "event:bytes()"));
+        lua_pop(L, 1);
+        unlink(path);
+        mmp_lua_free(lua);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_globals_allow_listed),
@@ -245,6 +371,7 @@ int main(void) {
             cmocka_unit_test(test_memory_cap),
             cmocka_unit_test(test_pipeline_errors_name_file_and_line),
             cmocka_unit_test(test_event_table),
+            cmocka_unit_test(test_event_object),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
