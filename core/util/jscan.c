@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef unsigned char uchar;
 
@@ -264,15 +267,37 @@ static inline int word_needs_care(const uchar *p) {
         return ((((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x) & high) != 0;
 }
 
+/* The first byte from p on that is not plain, or end. With SSE2 (every
+ * x86-64) 16 bytes are checked at once and the first needing care is found
+ * by its bit: most strings here (keys, names, hashes) end in one or two
+ * steps, with no byte loop. */
+static inline const uchar *skip_plain(const uchar *p, const uchar *end) {
+#ifdef __SSE2__
+        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+        while (end - p >= 16) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+                /* Signed: below 0x20 is a control, or (negative) non-ASCII. */
+                __m128i care = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                            _mm_cmplt_epi8(v, space));
+                unsigned bits = (unsigned)_mm_movemask_epi8(care);
+                if (bits)
+                        return p + __builtin_ctz(bits);
+                p += 16;
+        }
+#endif
+        while (end - p >= 8 && !word_needs_care(p))
+                p += 8;
+        while (p < end && is_plain(*p))
+                p++;
+        return p;
+}
+
 /* The string whose opening quote is at q, into t. Returns the byte after
  * the closing quote, or NULL after failing. */
 static const uchar *scan_string(scan_t *s, const uchar *q, mmp_jtok_t *t) {
         const uchar *p = q + 1, *end = s->end;
         for (;;) {
-                while (end - p >= 8 && !word_needs_care(p))
-                        p += 8;
-                while (p < end && is_plain(*p))
-                        p++;
+                p = skip_plain(p, end);
                 if (p == end)
                         return fail(s, end, q, (size_t)(end - q), "unterminated string"), NULL;
                 if (*p == '"')

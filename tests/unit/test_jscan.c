@@ -738,11 +738,59 @@ static void test_against_jansson(void **state) {
         assert_true(invalid >= 300);
 }
 
+/* Strings are checked many bytes at a time: a byte that needs care (the
+ * closing quote, an escape, a control, DEL, UTF-8 valid or not) at every
+ * position of strings of every length up to 40, with the string's end near
+ * and far from the buffer's, must read as jansson reads it. */
+static void test_string_bytes_at_every_position(void **state) {
+        static const char *const special[] = {"\"",       "\\n", "\\u00e9", "\x01", "\x1f", "\x7f", "\xc3\xa9",
+                                              "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xff", "\xc3", "\xed\xa0\x80"};
+        const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+        int checked = 0;
+        (void)state;
+        for (size_t len = 1; len <= 40; len++)
+                for (size_t pos = 0; pos < len; pos++)
+                        for (size_t k = 0; k < sizeof(special) / sizeof(*special); k++)
+                                for (int pad = 0; pad < 2; pad++) {
+                                        char doc[128];
+                                        json_error_t jerr;
+                                        size_t n = 0;
+                                        doc[n++] = '[';
+                                        doc[n++] = '"';
+                                        for (size_t i = 0; i < len; i++) {
+                                                if (i == pos) {
+                                                        memcpy(doc + n, special[k], strlen(special[k]));
+                                                        n += strlen(special[k]);
+                                                } else {
+                                                        doc[n++] = (char)('a' + i % 26);
+                                                }
+                                        }
+                                        doc[n++] = '"';
+                                        doc[n++] = ']';
+                                        if (pad) { /* far from the end: the wide path reads the whole string */
+                                                memset(doc + n, ' ', 24);
+                                                n += 24;
+                                        }
+                                        json_t *j = json_loadb(doc, n, flags, &jerr);
+                                        int rc = mmp_jscan_parse(&js, doc, n, 0);
+                                        if (!j != !!rc)
+                                                fail_msg("jansson %s, jscan %s: %s", j ? "accepts" : jerr.text,
+                                                         rc ? js.error : "accepts", show(doc, n));
+                                        if (j)
+                                                same(&js.tok[0], j, show(doc, n));
+                                        json_decref(j);
+                                        mmp_jscan_free(&js);
+                                        checked++;
+                                }
+        print_message("string bytes: %d documents\n", checked);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_scalars),  cmocka_unit_test(test_containers), cmocka_unit_test(test_lookup),
             cmocka_unit_test(test_unescape), cmocka_unit_test(test_numbers),    cmocka_unit_test(test_excerpt),
             cmocka_unit_test(test_invalid),  cmocka_unit_test(test_depth),      cmocka_unit_test(test_against_jansson),
+            cmocka_unit_test(test_string_bytes_at_every_position),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
