@@ -66,6 +66,15 @@ enum {
         TABLE,    /* the environment table is the event */
 };
 
+/* The metatable's registry key: an address, which is cheaper to look up
+ * than a name, once per event. */
+static const char event_mt_key;
+
+static void push_mt(lua_State *L) {
+        lua_pushlightuserdata(L, (void *)&event_mt_key);
+        lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
 typedef struct lua_event {
         const char *s[N_STRINGS]; /* into text; NULL reads as nil */
         uint32_t len[N_STRINGS];
@@ -243,7 +252,8 @@ static int l_pairs(lua_State *L) {
 }
 
 void mmp_lua_event_register(lua_State *L) {
-        luaL_newmetatable(L, MMP_LUA_EVENT_MT);
+        lua_pushlightuserdata(L, (void *)&event_mt_key);
+        lua_newtable(L);
         lua_pushcfunction(L, l_bytes);
         lua_pushcclosure(L, l_index, 1);
         lua_setfield(L, -2, "__index");
@@ -253,7 +263,7 @@ void mmp_lua_event_register(lua_State *L) {
         lua_setfield(L, -2, "__tostring");
         lua_pushboolean(L, 0);
         lua_setfield(L, -2, "__metatable");
-        lua_pop(L, 1);
+        lua_rawset(L, LUA_REGISTRYINDEX);
         lua_getglobal(L, "next");
         lua_pushcclosure(L, l_pairs, 1);
         lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.pairs");
@@ -263,7 +273,7 @@ int mmp_lua_event_is(lua_State *L, int idx) {
         int is;
         if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
                 return 0;
-        luaL_getmetatable(L, MMP_LUA_EVENT_MT);
+        push_mt(L);
         is = lua_rawequal(L, -1, -2);
         lua_pop(L, 2);
         return is;
@@ -308,6 +318,6 @@ void mmp_lua_event_push(lua_State *L, const mmp_event_t *ev) {
         e->offset = (double)ev->source.offset;
         e->mismatch = ev->content_type_mismatch;
         e->state = SNAPSHOT;
-        luaL_getmetatable(L, MMP_LUA_EVENT_MT);
+        push_mt(L);
         lua_setmetatable(L, -2);
 }

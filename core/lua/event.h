@@ -12,8 +12,6 @@
 
 #include "engine/event.h"
 
-#define MMP_LUA_EVENT_MT "mmpipe.event"
-
 /* Registers the event metatable in L (once per state). */
 void mmp_lua_event_register(lua_State *L);
 /* Pushes a new event object holding a copy of ev's fields. */

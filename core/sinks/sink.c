@@ -492,6 +492,7 @@ static __thread int n_held;
 
 /* Appends head..tail to the sink's queue and wakes the writer if it needs it. */
 static void enqueue(mmp_sink_t *sink, write_entry_t *head, write_entry_t *tail) {
+        int64_t now = mmp_now_ms(); /* one clock read for a lane round's writes */
         pthread_mutex_lock(&sink->lock);
         if (sink->exited) {
                 /* Submitted after mmp_sink_free drained the queue: a caller
@@ -509,8 +510,10 @@ static void enqueue(mmp_sink_t *sink, write_entry_t *head, write_entry_t *tail) 
         else
                 sink->head = head;
         sink->tail = tail;
-        for (write_entry_t *e = head; e; e = e->next)
+        for (write_entry_t *e = head; e; e = e->next) {
+                e->queued_ms = now;
                 queue_count(sink, e, +1);
+        }
         /* A busy writer finds them when its batch is done; one filling a
          * batch needs waking only once the batch is full. */
         if (sink->waiting == WAIT_IDLE || (sink->waiting == WAIT_FILL && batch_full(sink)))
@@ -567,7 +570,6 @@ void mmp_sink_submit(mmp_sink_t *sink, mmp_write_t *w) {
         else
                 e->bytes = w->docs ? serialise_docs(e) : 0;
         e->cost = json_array_size(w->docs) ? json_array_size(w->docs) : 1;
-        e->queued_ms = mmp_now_ms();
         if (hold_write(sink, e))
                 enqueue(sink, e, e);
 }

@@ -627,14 +627,21 @@ int mmp_jscan_streq(const mmp_jscan_t *js, const mmp_jtok_t *t, const char *s, s
         return n == 0;
 }
 
+/* The cheap tests before the comparison: most keys differ in length or
+ * in their first byte (an escaped key may differ in both and still match). */
+static inline int key_may_be(const mmp_jscan_t *js, const mmp_jtok_t *k, const char *key, size_t keylen) {
+        if (k->flags & MMP_JSCAN_ESCAPED)
+                return 1;
+        return k->len == keylen && (!keylen || js->buf[k->off] == key[0]);
+}
+
 const mmp_jtok_t *mmp_jscan_get(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *key, size_t keylen) {
         const mmp_jtok_t *k, *found = NULL;
         size_t i;
         if (!obj || obj->type != MMP_JSCAN_OBJECT)
                 return NULL;
         MMP_JSCAN_EACH(js, obj, k, i) {
-                /* the cheap test first: most keys differ in length */
-                if ((k->flags & MMP_JSCAN_ESCAPED || k->len == keylen) && mmp_jscan_streq(js, k, key, keylen))
+                if (key_may_be(js, k, key, keylen) && mmp_jscan_streq(js, k, key, keylen))
                         found = k + 1;
         }
         return found;
@@ -660,8 +667,7 @@ void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *co
                 return;
         MMP_JSCAN_EACH(js, obj, k, i) {
                 for (j = 0; j < n; j++)
-                        if ((k->flags & MMP_JSCAN_ESCAPED || k->len == lens[j]) &&
-                            mmp_jscan_streq(js, k, keys[j], lens[j]))
+                        if (key_may_be(js, k, keys[j], lens[j]) && mmp_jscan_streq(js, k, keys[j], lens[j]))
                                 out[j] = k + 1;
         }
 }
