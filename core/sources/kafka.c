@@ -104,8 +104,10 @@ static void parts_reap(mmp_kafka_source_t *src) {
         }
 }
 
-/* Stores the advanced offsets of the given partitions (all when NULL). */
-static void store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition_list_t *only) {
+/* Stores the advanced offsets of the given partitions (all when NULL);
+ * returns how many partitions advanced. */
+static int store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition_list_t *only) {
+        int advanced;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
         pthread_mutex_lock(&src->lock);
         for (mmp_kafka_part_t *p = src->parts; p; p = p->next) {
@@ -122,7 +124,9 @@ static void store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partitio
                 if (e)
                         mmp_warn("kafka", "storing offsets: %s", rd_kafka_err2str(e));
         }
+        advanced = l->cnt;
         rd_kafka_topic_partition_list_destroy(l);
+        return advanced;
 }
 
 /* ---- acknowledgements (engine threads) ---- */
@@ -590,7 +594,7 @@ static void poll_batch(mmp_kafka_source_t *src, int timeout_ms, int take) {
 int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile sig_atomic_t *stop,
                          void (*progress)(const mmp_kafka_stats_t *, int, void *), void *popaque) {
         mmp_kafka_stats_t st;
-        int64_t last_store = 0, deadline;
+        int64_t last_store = 0, last_commit = 0, deadline;
         src->engine = engine;
         if (subscribe(src))
                 return -1;
@@ -601,10 +605,27 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
                 backpressure(src);
                 /* Offsets stored soon after their events are done: the
                  * next commit (auto.commit.interval.ms) takes them, and a
-                 * crash re-delivers less. */
-                if (mmp_now_ms() - last_store >= 20) {
+                 * crash re-delivers less. Once everything taken is done
+                 * (a burst is over, or the stream is quiet) they are stored
+                 * and committed at once rather than at the next interval:
+                 * a pause leaves nothing to consume again. */
+                int64_t now = mmp_now_ms();
+                pthread_mutex_lock(&src->lock);
+                int caught_up = src->in_flight_events == 0;
+                pthread_mutex_unlock(&src->lock);
+                /* (Nothing fetched waits either; and not more often than
+                 * stores, so a trickle of messages commits 50 times a second
+                 * at most.) */
+                if (caught_up && now - last_commit >= 20 && !rd_kafka_queue_length(src->msgq) &&
+                    store_offsets(src, NULL)) {
+                        rd_kafka_resp_err_t ce = rd_kafka_commit(src->rk, NULL, 1 /* async */);
+                        if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                                mmp_warn("kafka", "commit: %s", rd_kafka_err2str(ce));
+                        last_commit = now;
+                }
+                if (now - last_store >= 20) {
                         store_offsets(src, NULL);
-                        last_store = mmp_now_ms();
+                        last_store = now;
                         if (progress) {
                                 mmp_kafka_source_stats(src, &st);
                                 progress(&st, 0, popaque);

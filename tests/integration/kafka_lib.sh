@@ -56,7 +56,7 @@ produce() { # FILE
         bash "$TOOLS/kafka_produce.sh" "$T/kafka" "$TOPIC" "$1" >/dev/null || fail "producing $1 failed"
 }
 
-# write_config FILE GROUP [extra kafka JSON members]
+# write_config FILE GROUP [extra kafka JSON members] [extra consumer properties, JSON members]
 write_config() {
         cat >"$1" <<JSON
 {
@@ -64,7 +64,7 @@ write_config() {
   "kafka": { "brokers": "$BOOTSTRAP", "topics": ["$TOPIC"], "group": "$2",
              "dead_letter_topic": "$DLQ", "drain_timeout_ms": 10000
              ${3:+, $3},
-             "consumer_properties": { "session.timeout.ms": "3000", "heartbeat.interval.ms": "500" } },
+             "consumer_properties": { "session.timeout.ms": "3000", "heartbeat.interval.ms": "500"${4:+, $4} } },
   "s3": { "endpoint": "$ENDPOINT", "region": "us-east-1", "retries": { "attempts": 3, "base_ms": 20, "cap_ms": 200 } },
   "connections": { "local": { "type": "sqlite", "path": "$T/docs.db" } },
   "dead_letters": { "path": "$T/unused-dead-letters.jsonl" }
