@@ -40,8 +40,8 @@ int mmp_event_set(mmp_event_t *ev, char **field, const char *value) {
 }
 
 mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key, size_t extra) {
-        size_t room = (id ? strlen(id) + 1 : 0) + (bucket ? strlen(bucket) : 0) + 1 + (key ? strlen(key) + 1 : 0);
-        room += extra;
+        size_t id_n = id ? strlen(id) : 0, bucket_n = bucket ? strlen(bucket) : 0, key_n = key ? strlen(key) : 0;
+        size_t room = (id ? id_n + 1 : 0) + bucket_n + 1 + (key ? key_n + 1 : 0) + extra;
         mmp_event_t *ev = malloc(sizeof(*ev) + room); /* the room needs no zeroing */
         if (!ev)
                 return NULL;
@@ -50,9 +50,9 @@ mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key, 
         ev->size = -1;
         ev->room = (char *)(ev + 1);
         ev->room_end = ev->room + room;
-        mmp_event_set(ev, &ev->id, id);
-        mmp_event_set(ev, &ev->bucket, bucket ? bucket : "");
-        mmp_event_set(ev, &ev->key, key);
+        mmp_event_set_n(ev, &ev->id, id, id_n);
+        mmp_event_set_n(ev, &ev->bucket, bucket ? bucket : "", bucket_n);
+        mmp_event_set_n(ev, &ev->key, key, key_n);
         mmp_tmplist_init(&ev->tmp);
         return ev;
 }

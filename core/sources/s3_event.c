@@ -199,8 +199,9 @@ static int push(mmp_s3_events_t *out, mmp_event_t *ev) {
 
 /* a, b, c and d[0..nd) end to end, NUL-terminated, in buf[0..size) when
  * they fit, else in a new string (free() it when it is not buf); NULL when
- * out of memory. */
-static char *join4(char *buf, size_t size, const char *a, const char *b, const char *c, const char *d, size_t nd) {
+ * out of memory. Its length goes to *len (unless NULL). */
+static char *join4(char *buf, size_t size, const char *a, const char *b, const char *c, const char *d, size_t nd,
+                   size_t *len) {
         size_t na = strlen(a), nb = strlen(b), nc = strlen(c);
         char *s = na + nb + nc + nd < size ? buf : malloc(na + nb + nc + nd + 1);
         if (s) {
@@ -209,6 +210,8 @@ static char *join4(char *buf, size_t size, const char *a, const char *b, const c
                 memcpy(s + na + nb, c, nc);
                 memcpy(s + na + nb + nc, d, nd);
                 s[na + nb + nc + nd] = '\0';
+                if (len)
+                        *len = na + nb + nc + nd;
         }
         return s;
 }
@@ -217,7 +220,8 @@ static int emit(reader_t *r, mmp_s3_events_t *out, const fields_t *f) {
         char url_buf[512], id_buf[600], *url = NULL, *id = NULL, ctype[128];
         const char *version = f->version_id && *f->version_id && strcmp(f->version_id, "null") ? f->version_id : NULL;
         const char *etag = f->etag && *f->etag ? f->etag : NULL;
-        size_t etag_len = etag ? strlen(etag) : 0, extra;
+        size_t etag_len = etag ? strlen(etag) : 0, extra, url_len;
+        size_t name_len = strlen(f->event_name), version_len = version ? strlen(version) : 0, ctype_len;
         mmp_event_t *ev = NULL;
         int rc = -1;
 
@@ -228,22 +232,24 @@ static int emit(reader_t *r, mmp_s3_events_t *out, const fields_t *f) {
         if (f->content_type && !mmp_fetch_declared_type(f->content_type, ctype, sizeof(ctype)))
                 ctype[0] = '\0';
         /* (No printf here: this runs for every record of every message.) */
-        if (!(url = join4(url_buf, sizeof(url_buf), "s3://", f->bucket, "/", f->key, strlen(f->key))) ||
+        ctype_len = strlen(ctype);
+        if (!(url = join4(url_buf, sizeof(url_buf), "s3://", f->bucket, "/", f->key, strlen(f->key), &url_len)) ||
             ((version || etag) && !(id = join4(id_buf, sizeof(id_buf), url, "@", "", version ? version : etag,
-                                               version ? strlen(version) : etag_len))))
+                                               version ? version_len : etag_len, NULL))))
                 goto done;
         /* Everything below goes in the event's block, and what fetching adds. */
-        extra = strlen(url) + 1 + strlen(f->event_name) + 1 + 2 * (etag_len + 1) + (version ? strlen(version) + 1 : 0) +
-                f->original_len + 1 + strlen(ctype) + 1 + MMP_EVENT_FETCH_ROOM;
+        extra = url_len + 1 + name_len + 1 + 2 * (etag_len + 1) + (version ? version_len + 1 : 0) + f->original_len + 1 +
+                ctype_len + 1 + MMP_EVENT_FETCH_ROOM;
         if (!(ev = mmp_event_new(id ? id : url, f->bucket, f->key, extra)))
                 goto done;
         ev->kind = f->kind;
         ev->size = f->size;
         ev->time_ms = f->time_ms;
-        if (mmp_event_set(ev, &ev->url, url) || mmp_event_set(ev, &ev->event_name, f->event_name) ||
+        if (mmp_event_set_n(ev, &ev->url, url, url_len) || mmp_event_set_n(ev, &ev->event_name, f->event_name, name_len) ||
             (etag && mmp_event_set_n(ev, &ev->etag, etag, etag_len)) ||
-            (version ? mmp_event_set(ev, &ev->version, version) : mmp_event_set(ev, &ev->version, ev->etag)) ||
-            (*ctype && mmp_event_set(ev, &ev->content_type, ctype)) ||
+            (version ? mmp_event_set_n(ev, &ev->version, version, version_len)
+                     : mmp_event_set_n(ev, &ev->version, ev->etag, etag_len)) ||
+            (*ctype && mmp_event_set_n(ev, &ev->content_type, ctype, ctype_len)) ||
             mmp_event_set_n(ev, &ev->original, f->original, f->original_len) || !ev->id || !ev->key || push(out, ev))
                 goto done;
         ev = NULL;
@@ -286,7 +292,7 @@ static int parse_record(reader_t *r, const mmp_jtok_t *rec, size_t i, mmp_s3_eve
         r->record = (long)i;
         if (rec->type != MMP_JSCAN_OBJECT)
                 return wrong_type(r, "", "an object", rec);
-        static const char *const rec_keys[] = {"eventName", "s3", "eventTime"};
+        static const mmp_jkey_t rec_keys[] = {MMP_JKEY("eventName"), MMP_JKEY("s3"), MMP_JKEY("eventTime")};
         const mmp_jtok_t *rec_v[3];
         f.original = mmp_jscan_raw(r->js, rec, &f.original_len);
         mmp_jscan_getv(r->js, rec, rec_keys, 3, rec_v);
@@ -297,8 +303,9 @@ static int parse_record(reader_t *r, const mmp_jtok_t *rec, size_t i, mmp_s3_eve
                 return 0;
         }
         /* Each object's members in one pass over it. */
-        static const char *const s3_keys[] = {"bucket", "object"};
-        static const char *const object_keys[] = {"key", "eTag", "versionId", "contentType", "size"};
+        static const mmp_jkey_t s3_keys[] = {MMP_JKEY("bucket"), MMP_JKEY("object")};
+        static const mmp_jkey_t object_keys[] = {MMP_JKEY("key"), MMP_JKEY("eTag"), MMP_JKEY("versionId"),
+                                                  MMP_JKEY("contentType"), MMP_JKEY("size")};
         const mmp_jtok_t *sv[2], *ov[5];
         if (object_of(r, rec_v[1], ".s3", &s3))
                 return -1;

@@ -651,23 +651,17 @@ const mmp_jtok_t *mmp_jscan_gets(const mmp_jscan_t *js, const mmp_jtok_t *obj, c
         return mmp_jscan_get(js, obj, key, strlen(key));
 }
 
-void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *const *keys, size_t n,
+void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const mmp_jkey_t *keys, size_t n,
                     const mmp_jtok_t **out) {
         const mmp_jtok_t *k;
-        size_t lens[16], i, j;
-        if (n > 16) { /* the rest in further passes */
-                mmp_jscan_getv(js, obj, keys + 16, n - 16, out + 16);
-                n = 16;
-        }
-        for (j = 0; j < n; j++) {
+        size_t i, j;
+        for (j = 0; j < n; j++)
                 out[j] = NULL;
-                lens[j] = strlen(keys[j]);
-        }
         if (!obj || obj->type != MMP_JSCAN_OBJECT)
                 return;
         MMP_JSCAN_EACH(js, obj, k, i) {
                 for (j = 0; j < n; j++)
-                        if (key_may_be(js, k, keys[j], lens[j]) && mmp_jscan_streq(js, k, keys[j], lens[j]))
+                        if (key_may_be(js, k, keys[j].s, keys[j].n) && mmp_jscan_streq(js, k, keys[j].s, keys[j].n))
                                 out[j] = k + 1;
         }
 }

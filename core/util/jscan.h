@@ -81,9 +81,15 @@ void mmp_jscan_free(mmp_jscan_t *js);
 const mmp_jtok_t *mmp_jscan_get(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *key, size_t keylen);
 /* The same with a NUL-terminated key. */
 const mmp_jtok_t *mmp_jscan_gets(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *key);
-/* Members keys[0..n) of obj in one pass over it per 16 keys: out[i] as
- * mmp_jscan_gets(js, obj, keys[i]) would return it. */
-void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *const *keys, size_t n,
+/* A member name with its length: MMP_JKEY("eventName"). */
+typedef struct mmp_jkey {
+        const char *s;
+        size_t n;
+} mmp_jkey_t;
+#define MMP_JKEY(literal) {literal, sizeof(literal) - 1}
+/* Members keys[0..n) of obj in one pass over it: out[i] as
+ * mmp_jscan_get(js, obj, keys[i].s, keys[i].n) would return it. */
+void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const mmp_jkey_t *keys, size_t n,
                     const mmp_jtok_t **out);
 
 /* Elements of an array (or members' keys of an object: the value is the

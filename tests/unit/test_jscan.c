@@ -209,23 +209,27 @@ static void test_lookup(void **state) {
         assert_null(mmp_jscan_gets(&js, mmp_jscan_gets(&js, o, "name"), "x"));
         assert_null(mmp_jscan_gets(&js, NULL, "x"));
         /* several at once: what each single lookup gives */
-        static const char *const keys[] = {"names", "dup", "na", "k\"q", "caf\xc3\xa9", "", "name"};
-        const mmp_jtok_t *got[7];
-        mmp_jscan_getv(&js, o, keys, 7, got);
-        for (size_t i = 0; i < 7; i++)
-                assert_ptr_equal(got[i], mmp_jscan_gets(&js, o, keys[i]));
+        static const mmp_jkey_t keys[] = {MMP_JKEY("names"), MMP_JKEY("dup"),         MMP_JKEY("na"),
+                                          MMP_JKEY("k\"q"),   MMP_JKEY("caf\xc3\xa9"), MMP_JKEY(""),
+                                          MMP_JKEY("name"),    {"nam", 2},              {"cafe", 3}};
+        const mmp_jtok_t *got[9];
+        mmp_jscan_getv(&js, o, keys, 9, got);
+        for (size_t i = 0; i < 9; i++)
+                assert_ptr_equal(got[i], mmp_jscan_get(&js, o, keys[i].s, keys[i].n));
         assert_null(got[2]);
-        mmp_jscan_getv(&js, mmp_jscan_gets(&js, o, "name"), keys, 7, got);
-        for (size_t i = 0; i < 7; i++)
+        assert_non_null(got[1]);
+        assert_ptr_equal(got[7], mmp_jscan_gets(&js, o, "na")); /* the length counts, not the NUL */
+        mmp_jscan_getv(&js, mmp_jscan_gets(&js, o, "name"), keys, 9, got);
+        for (size_t i = 0; i < 9; i++)
                 assert_null(got[i]);
-        /* more keys than one pass takes */
-        const char *many[20];
+        /* many keys in one pass */
+        mmp_jkey_t many[20];
         const mmp_jtok_t *many_got[20];
         for (size_t i = 0; i < 20; i++)
-                many[i] = keys[i % 7];
+                many[i] = keys[i % 9];
         mmp_jscan_getv(&js, o, many, 20, many_got);
         for (size_t i = 0; i < 20; i++)
-                assert_ptr_equal(many_got[i], mmp_jscan_gets(&js, o, many[i]));
+                assert_ptr_equal(many_got[i], mmp_jscan_get(&js, o, many[i].s, many[i].n));
         mmp_jscan_free(&js);
 }
 
