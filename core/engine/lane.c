@@ -95,10 +95,6 @@ struct mmp_lane {
         int64_t held_us; /* total time handlers ran on this lane */
         int outstanding; /* plugin calls not yet returned (lane thread only) */
         task_t *current; /* the task whose coroutine is running */
-        /* The lane's clock (monotonic us), read when it wakes and after each
-         * handler run: one run's end is the next one's start, so an event
-         * costs one clock read, not three. */
-        int64_t now_us;
         int idle_cos[IDLE_COROUTINES]; /* registry refs of finished coroutines kept for reuse */
         int n_idle_cos;
 };
@@ -432,15 +428,16 @@ static void task_resume(mmp_lane_t *lane, task_t *t, int nargs) {
         lua_State *L = mmp_lua_L(lane->lua);
         int rc, fired;
 
-        int64_t t0 = lane->now_us;
+        int64_t t0 = mmp_now_us();
+        if (!t->started_us) /* the first run: the event's deadline counts from here */
+                t->started_us = t0;
         lane->current = t;
         mmp_lua_arm(lane->lua, t0 + task_remaining_us(lane, t, t0));
         rc = lua_resume(t->co, nargs);
         fired = mmp_lua_deadline_fired(lane->lua);
         mmp_lua_disarm(lane->lua);
         lane->current = NULL;
-        lane->now_us = mmp_now_us();
-        int64_t ran = lane->now_us - t0;
+        int64_t ran = mmp_now_us() - t0;
         lane->held_us += ran;
         t->own_us += ran;
 
@@ -483,7 +480,6 @@ static void task_start(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
         t->lane = lane;
         t->ev = ev; /* the start message's reference */
         t->pidx = pidx;
-        t->started_us = lane->now_us;
         t->held_at_start = lane->held_us;
         t->results_ref = LUA_NOREF;
         if (lane->n_idle_cos) {
@@ -577,7 +573,6 @@ static void *lane_main(void *arg) {
                         pthread_mutex_unlock(&lane->lock);
                         if (!m)
                                 break;
-                        lane->now_us = mmp_now_us();
                         for (; m; m = nx) {
                                 nx = m->next;
                                 if (m->type == MSG_START) {
@@ -589,7 +584,6 @@ static void *lane_main(void *arg) {
                                 }
                         }
                 }
-                lane->now_us = mmp_now_us(); /* its completions resume handlers */
                 int64_t inv_us = mmp_invoker_run(lane->invoker);
                 long wait_ms = check_deadlines(lane);
                 mmp_sink_release();
