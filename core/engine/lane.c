@@ -495,6 +495,9 @@ static void task_start(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
         if (lane->tasks)
                 lane->tasks->prev = t;
         lane->tasks = t;
+        /* Outside a protected call, but safe from the memory cap: it
+         * applies only between mmp_lua_arm and mmp_lua_disarm, while
+         * handler code runs, so these pushes fail only when malloc does. */
         task_resume(lane, t, mmp_lua_push_handler_call(t->co, lane->handler_refs[pidx], ev));
 }
 
