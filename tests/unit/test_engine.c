@@ -89,6 +89,20 @@ static const char many[] =
     "  end,\n"
     "}\n";
 
+/* A handler that keeps 1 MB more of every event in its upvalue: the lane's
+ * Lua state stays over its memory cap from some event on. */
+static const char hoarder[] =
+    "local mmpipe = require 'mmpipe'\n"
+    "local hoard = {}\n"
+    "return mmpipe.pipeline {\n"
+    "  name = 'hoarder', match = { key_suffix = '.hoard' },\n"
+    "  destination = { collection = 'out' },\n"
+    "  handler = function(event)\n"
+    "    hoard[#hoard + 1] = string.rep(event.key, 1 + 2^20 / #event.key)\n"
+    "    return { kept = #hoard }\n"
+    "  end,\n"
+    "}\n";
+
 typedef struct fixture {
         char dir[64], pipelines[96], data[96], out[128];
         mmp_config_t *cfg;
@@ -109,6 +123,7 @@ static void fixture_start(fixture_t *fx, const char *settings) {
         write_file(fx->pipelines, "sleepy.lua", pipeline);
         write_file(fx->pipelines, "failing.lua", failing);
         write_file(fx->pipelines, "many.lua", many);
+        write_file(fx->pipelines, "hoarder.lua", hoarder);
         snprintf(conf, sizeof(conf), "{\"engine\": %s}", settings);
         fx->cfg = mmp_config_load_string(conf, "test", err, sizeof(err));
         assert_non_null(fx->cfg);
@@ -250,12 +265,49 @@ static void test_deadline_is_not_charged_for_another_events_documents(void **sta
         fixture_stop(&fx);
 }
 
+/* A handler that hoards memory reaches the lane's Lua memory cap and from
+ * then on fails every event of its pipeline with the cap's error, the lane's
+ * state full to the cap when each one starts (its event object and
+ * coroutine are made outside the cap, so they do not abort the engine);
+ * the other pipelines' events on the same lane go on. */
+static void test_lua_state_over_its_cap_fails_events_not_the_engine(void **state) {
+        fixture_t fx = {0};
+        mmp_engine_stats_t st;
+        char name[32];
+        int capped = 0;
+        (void)state;
+        fixture_start(&fx, "{\"lanes\": 1, \"workers\": 1, \"lua_memory_mb\": 8}");
+        for (int i = 0; i < 16; i++) {
+                snprintf(name, sizeof(name), "h%02d.hoard", i);
+                fixture_submit(&fx, name, "");
+                mmp_engine_drain(fx.engine); /* in order: the state only grows */
+        }
+        fixture_submit(&fx, "after.ms", "0");
+        mmp_engine_drain(fx.engine);
+        mmp_engine_stats(fx.engine, &st);
+        assert_int_equal(st.done, 17);
+        for (int i = 0; i < 16; i++) {
+                snprintf(name, sizeof(name), "h%02d.hoard", i);
+                const char *f = fx.rec.failure[position(&fx.rec, name)];
+                if (*f) {
+                        assert_non_null(strstr(f, "exceeded the lane's Lua memory cap of 8 MB"));
+                        capped++;
+                } else {
+                        assert_int_equal(capped, 0); /* once over the cap, every later one fails */
+                }
+        }
+        assert_true(capped >= 8); /* 8 MB holds at most 7 of them, with the state's own */
+        assert_string_equal(fx.rec.failure[position(&fx.rec, "after.ms")], "");
+        fixture_stop(&fx);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_lane_keeps_going_while_one_event_waits),
             cmocka_unit_test(test_failures_stay_with_their_event),
             cmocka_unit_test(test_many_events_in_flight_on_one_lane),
             cmocka_unit_test(test_deadline_is_not_charged_for_another_events_documents),
+            cmocka_unit_test(test_lua_state_over_its_cap_fails_events_not_the_engine),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
