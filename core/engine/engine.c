@@ -187,8 +187,8 @@ void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *doc
         store_ctx_t *c = calloc(1, sizeof(*c));
         json_t *out = docs;
 
-        /* No documents still makes a write: the destination drops what
-         * earlier versions of the object left. */
+        /* No documents (docs NULL or empty) still makes a write: the
+         * destination drops what earlier versions of the object left. */
         if (n) {
                 lineage_parts_t lp = {
                     .source = mmp_event_source_json(ev),

@@ -73,7 +73,7 @@ void mmp_engine_free(mmp_engine_t *e);
 /* Internal: used by lanes. */
 struct mmp_lane;
 void mmp_engine_pipeline_done(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, mmp_failure_t *failure);
-/* Stores a handler's documents (array, taken) with their lineage: plugins
+/* Stores a handler's documents (array, taken; NULL = none) with their lineage: plugins
  * used ({name: version}, borrowed; NULL = none) and endpoints called
  * (array, borrowed; NULL = none). Lane thread. */
 void mmp_engine_store(mmp_engine_t *e, mmp_event_t *ev, size_t pidx, json_t *docs, json_t *plugins,

@@ -377,7 +377,7 @@ static json_t *plugins_used(const task_t *t) {
 static void task_collect(mmp_lane_t *lane, task_t *t) {
         lua_State *co = t->co;
         const mmp_pipeline_t *p = mmp_engine_pipeline(lane->opts.engine, t->pidx);
-        json_t *docs = json_array(), *doc;
+        json_t *docs = NULL, *doc; /* made at the first document: most handlers return one or none */
         char err[512];
         size_t n;
 
@@ -389,7 +389,7 @@ static void task_collect(mmp_lane_t *lane, task_t *t) {
                                 lua_pop(co, 2);
                                 if (!(doc = mmp_lua_to_json(co, 1, "document", err, sizeof(err))))
                                         goto bad;
-                                json_array_append_new(docs, doc);
+                                json_array_append_new(docs = json_array(), doc);
                         }
                 }
                 for (size_t i = 1; i <= n; i++) {
@@ -403,7 +403,7 @@ static void task_collect(mmp_lane_t *lane, task_t *t) {
                         if (!(doc = mmp_lua_to_json(co, -1, path, err, sizeof(err))))
                                 goto bad;
                         lua_pop(co, 1);
-                        json_array_append_new(docs, doc);
+                        json_array_append_new(docs ? docs : (docs = json_array()), doc);
                 }
         } else if (lua_gettop(co) >= 1 && !lua_isnil(co, 1)) {
                 snprintf(err, sizeof(err), "handler returned a %s; return a document, a list of documents or nil",

@@ -46,7 +46,7 @@ struct mmp_write {
         char *bucket;     /* "" for local files */
         char *key;        /* object key or absolute path */
         char *version;    /* version id or ETag (content SHA-256 for files) */
-        json_t *docs;     /* upsert: array of objects, each with "_id" (24 hex chars) */
+        json_t *docs;     /* upsert: array of objects, each with "_id" (24 hex chars); NULL: none */
         mmp_write_done_cb *done;
         void *opaque;
 };

@@ -404,7 +404,7 @@ static void test_mongo_upsert_twice_same_set(void **state) {
 static void test_mongo_new_version_replaces_old(void **state) {
         NEED_SERVER();
         mmp_sink_t *s = open_mongo("");
-        result_t r[6] = {{0}};
+        result_t r[7] = {{0}};
         json_t *with_lineage = docs(7, -1);
 
         /* An engine-style document: its own _lineage keeps its other fields. */
@@ -429,10 +429,16 @@ static void test_mongo_new_version_replaces_old(void **state) {
         assert_string_equal(ids_where("docs", "{}"), ids(3, 7, -1));
         assert_int_equal(count_where("docs", "{\"_lineage.pipeline_version\": \"abc\", \"_lineage.object.size\": 12}"),
                          1);
+        /* No documents given as NULL (what the engine passes for a handler
+         * that returned nothing): the same. */
+        upsert(s, &r[6], "docs", "p1", "b", "other", "v2", NULL);
+        wait_done(7, 10);
+        assert_stored(r, 7);
+        assert_string_equal(ids_where("docs", "{}"), ids(3, -1));
         /* The index the clean-ups use was made with the collection. */
         assert_non_null(strstr(index_names("docs"), "mmpipe_object"));
         mmp_sink_free(s);
-        results_clear(r, 6);
+        results_clear(r, 7);
 }
 
 static void test_mongo_delete(void **state) {
