@@ -65,11 +65,16 @@ static void msg_free(mmp_kafka_msg_t *m) {
         free(m);
 }
 
+/* What a message's ledger entry holds until it is popped: its copy. */
+static long long msg_held(const mmp_kafka_msg_t *m) {
+        return (long long)(m->len + m->key_len);
+}
+
 /* Pops done messages off the head; returns the offset to store (the next
  * one to consume) or -1 when the head did not move. A message whose dead
  * letter could not be written stops the partition here: it is consumed
  * again after a restart rather than lost. */
-static int64_t part_advance(mmp_kafka_part_t *p) {
+static int64_t part_advance(mmp_kafka_source_t *src, mmp_kafka_part_t *p) {
         int64_t next = -1;
         while (p->head && p->head->done && !p->head->dl_failed) {
                 mmp_kafka_msg_t *m = p->head;
@@ -77,6 +82,7 @@ static int64_t part_advance(mmp_kafka_part_t *p) {
                 p->head = m->next;
                 if (!p->head)
                         p->tail = NULL;
+                src->in_flight_bytes -= msg_held(m);
                 msg_free(m);
         }
         return next;
@@ -91,6 +97,7 @@ static void parts_reap(mmp_kafka_source_t *src) {
                         while (p->head && p->head->done) {
                                 mmp_kafka_msg_t *m = p->head;
                                 p->head = m->next;
+                                src->in_flight_bytes -= msg_held(m);
                                 msg_free(m);
                         }
                         if (!p->head) {
@@ -114,7 +121,7 @@ static int store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition
                 int64_t next;
                 if (p->revoked || (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition)))
                         continue;
-                if ((next = part_advance(p)) >= 0)
+                if ((next = part_advance(src, p)) >= 0)
                         rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = next;
         }
         parts_reap(src);
@@ -343,7 +350,7 @@ static mmp_kafka_msg_t *msg_copy(const rd_kafka_message_t *rm) {
                 memcpy(m->key, rm->key, rm->key_len);
                 m->key_len = rm->key_len;
         }
-        m->bytes = (long long)rm->len;
+        m->bytes = 0; /* the objects' declared sizes, added as its events are made */
         return m;
 }
 
@@ -363,7 +370,9 @@ static void msgs_track(mmp_kafka_source_t *src, rd_kafka_message_t **rms, mmp_ka
                 else
                         p->head = m;
                 p->tail = m;
-                src->in_flight_bytes += m->bytes;
+                /* Held until the message is popped off the ledger, done
+                 * or not: messages done behind a slow one count too. */
+                src->in_flight_bytes += msg_held(m);
                 src->st.messages++;
         }
         pthread_mutex_unlock(&src->lock);

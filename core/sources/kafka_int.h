@@ -41,7 +41,7 @@ typedef struct mmp_kafka_msg {
         int pending;   /* events not done, +1 while the poll thread still submits (lock) */
         int done;
         int dl_failed; /* a dead letter could not be written: its offset must not be stored */
-        long long bytes;
+        long long bytes;     /* its events' declared object sizes, in flight until it is done */
         void *payload, *key; /* point into data */
         size_t len, key_len;
         struct mmp_kafka_msg *next;
