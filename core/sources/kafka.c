@@ -61,8 +61,45 @@ static mmp_kafka_part_t *part_add(mmp_kafka_source_t *src, const char *topic, in
         return p;
 }
 
+static void dl_free(mmp_kafka_dl_t *d) {
+        while (d) {
+                mmp_kafka_dl_t *next = d->next;
+                free(d->event);
+                free(d->pipeline);
+                free(d->message);
+                free(d);
+                d = next;
+        }
+}
+
 static void msg_free(mmp_kafka_msg_t *m) {
+        dl_free(m->dl_retry);
         free(m);
+}
+
+static char *dup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+/* A dead letter of m could not be written (lock held): its offset is held
+ * back, and the poll thread writes it again once m is at the head of its
+ * partition (dl_retry_head). When even the copy cannot be made, m waits
+ * for a restart, which consumes it again. */
+static void dl_keep(mmp_kafka_msg_t *m, const char *event, mmp_stage_t stage, mmp_err_t code, int attempts,
+                      const char *pipeline, const char *message) {
+        mmp_kafka_dl_t *d = calloc(1, sizeof(*d));
+        m->dl_failed = 1;
+        if (!d)
+                return;
+        d->stage = stage;
+        d->code = code;
+        d->attempts = attempts;
+        d->event = dup_or_null(event);
+        d->pipeline = dup_or_null(pipeline);
+        d->message = dup_or_null(message);
+        d->next = m->dl_retry;
+        m->dl_retry = d;
+        m->dl_retry_ms = mmp_now_ms() + 1000;
 }
 
 /* What a message's ledger entry holds until it is popped: its copy. */
@@ -136,6 +173,52 @@ static int store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition
         return advanced;
 }
 
+/* Writes again the dead letters that could not be written, of messages at
+ * the head of their partition (the ones holding its offset back), each
+ * message after a backoff (1 s, doubling to 30 s). Poll thread, which alone
+ * frees messages; a write blocks it up to the producer's message.timeout.ms
+ * (librdkafka's own threads keep the group membership meanwhile). */
+static void dl_retry_heads(mmp_kafka_source_t *src) {
+        mmp_kafka_msg_t *due[16];
+        int n = 0;
+        int64_t now = mmp_now_ms();
+        pthread_mutex_lock(&src->lock);
+        for (mmp_kafka_part_t *p = src->parts; p && n < 16; p = p->next) {
+                mmp_kafka_msg_t *m = p->head;
+                if (!p->revoked && m && m->done && m->dl_failed && m->dl_retry && now >= m->dl_retry_ms)
+                        due[n++] = m;
+        }
+        pthread_mutex_unlock(&src->lock);
+        for (int i = 0; i < n; i++) {
+                mmp_kafka_msg_t *m = due[i];
+                long written = 0;
+                /* m is done: no engine thread touches its dead letters now. */
+                while (m->dl_retry) {
+                        mmp_kafka_dl_t *d = m->dl_retry;
+                        if (mmp_kafka_dlq_write(src->dlq, m, d->event, d->stage, d->code, d->attempts, d->pipeline,
+                                                d->message))
+                                break;
+                        m->dl_retry = d->next;
+                        d->next = NULL;
+                        dl_free(d);
+                        written++;
+                }
+                pthread_mutex_lock(&src->lock);
+                src->st.dead_letters += written;
+                m->dl_tries++;
+                if (!m->dl_retry) {
+                        m->dl_failed = 0; /* its offset can be passed now */
+                        mmp_info("kafka", "%s [%d] @%lld: dead letter written at retry %d", m->part->topic,
+                                 m->part->partition, (long long)m->offset, m->dl_tries);
+                } else {
+                        int shift = m->dl_tries < 5 ? m->dl_tries : 5;
+                        int64_t wait = (int64_t)1000 << shift;
+                        m->dl_retry_ms = mmp_now_ms() + (wait < 30000 ? wait : 30000);
+                }
+                pthread_mutex_unlock(&src->lock);
+        }
+}
+
 /* ---- acknowledgements (engine threads) ---- */
 
 /* Room worth waking the poll thread for: a full batch, or a quarter of the limit. */
@@ -173,7 +256,7 @@ static int on_dead_letter(const mmp_event_t *ev, const mmp_failure_t *f, void *o
                                      f->message);
         pthread_mutex_lock(&src->lock);
         if (rc)
-                m->dl_failed = 1;
+                dl_keep(m, ev->original, f->stage, f->code, f->attempts, f->pipeline, f->message);
         else
                 src->st.dead_letters++;
         pthread_mutex_unlock(&src->lock);
@@ -387,7 +470,7 @@ static void msg_malformed(mmp_kafka_source_t *src, mmp_kafka_msg_t *m, const cha
         pthread_mutex_lock(&src->lock);
         src->st.malformed++;
         if (rc)
-                m->dl_failed = 1;
+                dl_keep(m, NULL, MMP_STAGE_RECEIVE, MMP_ERR_BAD_INPUT, 1, NULL, why);
         else
                 src->st.dead_letters++;
         pthread_mutex_unlock(&src->lock);
@@ -633,6 +716,7 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
                         last_commit = now;
                 }
                 if (now - last_store >= 20) {
+                        dl_retry_heads(src);
                         store_offsets(src, NULL);
                         last_store = now;
                         if (progress) {

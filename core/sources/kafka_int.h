@@ -34,6 +34,15 @@ void mmp_kafka_settings_clear(mmp_kafka_settings_t *s);
  * the user's properties (shared, then role-specific) on top. */
 rd_kafka_conf_t *mmp_kafka_conf_new(const mmp_kafka_settings_t *s, int consumer, char *errstr, size_t n);
 
+/* A dead letter that could not be written, kept to be written again. */
+typedef struct mmp_kafka_dl {
+        struct mmp_kafka_dl *next;
+        mmp_stage_t stage;
+        mmp_err_t code;
+        int attempts;
+        char *event, *pipeline, *message; /* may be NULL */
+} mmp_kafka_dl_t;
+
 /* One consumed message, from poll until every event it produced is done. */
 typedef struct mmp_kafka_msg {
         struct mmp_kafka_part *part;
@@ -41,6 +50,9 @@ typedef struct mmp_kafka_msg {
         int pending;   /* events not done, +1 while the poll thread still submits (lock) */
         int done;
         int dl_failed; /* a dead letter could not be written: its offset must not be stored */
+        mmp_kafka_dl_t *dl_retry; /* those dead letters, written again from the poll thread */
+        int dl_tries;             /* times they were tried again */
+        int64_t dl_retry_ms;      /* when next (monotonic ms) */
         long long bytes;     /* its events' declared object sizes, in flight until it is done */
         void *payload, *key; /* point into data */
         size_t len, key_len;
