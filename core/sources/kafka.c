@@ -177,7 +177,9 @@ static int store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition
  * the head of their partition (the ones holding its offset back), each
  * message after a backoff (1 s, doubling to 30 s). Poll thread, which alone
  * frees messages; a write blocks it up to the producer's message.timeout.ms
- * (librdkafka's own threads keep the group membership meanwhile). */
+ * (librdkafka's own threads keep the group membership meanwhile), and after
+ * one write fails the rest wait for their next turn, so one call blocks for
+ * at most one timeout, well within max.poll.interval.ms. */
 static void dl_retry_heads(mmp_kafka_source_t *src) {
         mmp_kafka_msg_t *due[16];
         int n = 0;
@@ -189,7 +191,7 @@ static void dl_retry_heads(mmp_kafka_source_t *src) {
                         due[n++] = m;
         }
         pthread_mutex_unlock(&src->lock);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0, failed = 0; i < n && !failed; i++) {
                 mmp_kafka_msg_t *m = due[i];
                 long written = 0;
                 /* m is done: no engine thread touches its dead letters now. */
@@ -212,6 +214,7 @@ static void dl_retry_heads(mmp_kafka_source_t *src) {
                                  m->part->partition, (long long)m->offset, m->dl_tries);
                 } else {
                         int shift = m->dl_tries < 5 ? m->dl_tries : 5;
+                        failed = 1;
                         int64_t wait = (int64_t)1000 << shift;
                         m->dl_retry_ms = mmp_now_ms() + (wait < 30000 ? wait : 30000);
                 }
