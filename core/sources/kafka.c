@@ -83,10 +83,10 @@ static char *dup_or_null(const char *s) {
 
 /* A dead letter of m could not be written (lock held): its offset is held
  * back, and the poll thread writes it again once m is at the head of its
- * partition (dl_retry_head). When even the copy cannot be made, m waits
+ * partition (dl_retry_heads). When even the copy cannot be made, m waits
  * for a restart, which consumes it again. */
 static void dl_keep(mmp_kafka_msg_t *m, const char *event, mmp_stage_t stage, mmp_err_t code, int attempts,
-                      const char *pipeline, const char *message) {
+                    const char *pipeline, const char *message) {
         mmp_kafka_dl_t *d = calloc(1, sizeof(*d));
         m->dl_failed = 1;
         if (!d)
@@ -109,8 +109,9 @@ static long long msg_held(const mmp_kafka_msg_t *m) {
 
 /* Pops done messages off the head; returns the offset to store (the next
  * one to consume) or -1 when the head did not move. A message whose dead
- * letter could not be written stops the partition here: it is consumed
- * again after a restart rather than lost. */
+ * letter could not be written stops the partition here until the letter is
+ * written (dl_retry_heads), or is consumed again after a restart: never
+ * lost. */
 static int64_t part_advance(mmp_kafka_source_t *src, mmp_kafka_part_t *p) {
         int64_t next = -1;
         while (p->head && p->head->done && !p->head->dl_failed) {
