@@ -81,25 +81,68 @@ static char *dup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
 }
 
-/* A dead letter of m could not be written (lock held): its offset is held
- * back, and the poll thread writes it again once m is at the head of its
- * partition (dl_retry_heads). When even the copy cannot be made, m waits
- * for a restart, which consumes it again. */
-static void dl_keep(mmp_kafka_msg_t *m, const char *event, mmp_stage_t stage, mmp_err_t code, int attempts,
-                    const char *pipeline, const char *message) {
+/* A dead letter of m, NULL when out of memory. Copies the strings. */
+static mmp_kafka_dl_t *dl_new(mmp_kafka_source_t *src, mmp_kafka_msg_t *m, const char *event, mmp_stage_t stage,
+                              mmp_err_t code, int attempts, const char *pipeline, const char *message) {
         mmp_kafka_dl_t *d = calloc(1, sizeof(*d));
-        m->dl_failed = 1;
         if (!d)
-                return;
+                return NULL;
+        d->src = src;
+        d->m = m;
         d->stage = stage;
         d->code = code;
         d->attempts = attempts;
         d->event = dup_or_null(event);
         d->pipeline = dup_or_null(pipeline);
         d->message = dup_or_null(message);
-        d->next = m->dl_retry;
-        m->dl_retry = d;
-        m->dl_retry_ms = mmp_now_ms() + 1000;
+        return d;
+}
+
+/* Sends d without waiting; m's offset is held back until it is reported
+ * written (dl_report). Any thread, lock not held. */
+static void dl_send(mmp_kafka_dl_t *d) {
+        pthread_mutex_lock(&d->src->lock);
+        d->m->dl_pending++;
+        pthread_mutex_unlock(&d->src->lock);
+        mmp_kafka_dlq_send(d->src->dlq, d->m, d->event, d->stage, d->code, d->attempts, d->pipeline, d->message, d);
+}
+
+/* A letter's delivery report (the dead-letter producer's poller thread). A
+ * refused or failed one is kept on its message, whose offset stays held
+ * back, and sent again once that message is the oldest of its partition
+ * (dl_retry_heads), after 1 s, then doubling up to 30 s. */
+static void dl_report(void *opaque, rd_kafka_resp_err_t err) {
+        mmp_kafka_dl_t *d = opaque;
+        mmp_kafka_source_t *src = d->src;
+        mmp_kafka_msg_t *m = d->m;
+        pthread_mutex_lock(&src->lock);
+        if (err) {
+                int shift = m->dl_tries < 5 ? m->dl_tries : 5;
+                int64_t wait = (int64_t)1000 << shift;
+                if (wait > 30000)
+                        wait = 30000;
+                mmp_err("kafka", "dead letter for %s [%d] @%lld could not be written to %s: %s (its offset is held "
+                                 "back; sent again in %lld s)",
+                        m->part->topic, m->part->partition, (long long)m->offset, mmp_kafka_dlq_topic(src->dlq),
+                        rd_kafka_err2str(err), (long long)(wait / 1000));
+                d->next = m->dl_retry;
+                m->dl_retry = d;
+                m->dl_retry_ms = mmp_now_ms() + wait;
+        } else {
+                src->st.dead_letters++;
+                if (m->dl_tries)
+                        mmp_info("kafka", "%s [%d] @%lld: dead letter written at retry %d", m->part->topic,
+                                 m->part->partition, (long long)m->offset, m->dl_tries);
+                d->next = NULL;
+                dl_free(d);
+        }
+        m->dl_pending--; /* last: m may be popped once this is 0 */
+        pthread_mutex_unlock(&src->lock);
+}
+
+/* A message's dead letters are all written (lock held). */
+static int dl_settled(const mmp_kafka_msg_t *m) {
+        return !m->dl_pending && !m->dl_retry && !m->dl_lost;
 }
 
 /* What a message's ledger entry holds until it is popped: its copy. */
@@ -114,7 +157,7 @@ static long long msg_held(const mmp_kafka_msg_t *m) {
  * lost. */
 static int64_t part_advance(mmp_kafka_source_t *src, mmp_kafka_part_t *p) {
         int64_t next = -1;
-        while (p->head && p->head->done && !p->head->dl_failed) {
+        while (p->head && p->head->done && dl_settled(p->head)) {
                 mmp_kafka_msg_t *m = p->head;
                 next = m->offset + 1;
                 p->head = m->next;
@@ -132,7 +175,8 @@ static void parts_reap(mmp_kafka_source_t *src) {
         while (*pp) {
                 mmp_kafka_part_t *p = *pp;
                 if (p->revoked) {
-                        while (p->head && p->head->done) {
+                        /* (A letter still on its way keeps its message.) */
+                        while (p->head && p->head->done && !p->head->dl_pending) {
                                 mmp_kafka_msg_t *m = p->head;
                                 p->head = m->next;
                                 src->in_flight_bytes -= msg_held(m);
@@ -174,52 +218,31 @@ static int store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition
         return advanced;
 }
 
-/* Writes again the dead letters that could not be written, of messages at
- * the head of their partition (the ones holding its offset back), each
- * message after a backoff (1 s, doubling to 30 s). Poll thread, which alone
- * frees messages; a write blocks it up to the producer's message.timeout.ms
- * (librdkafka's own threads keep the group membership meanwhile), and after
- * one write fails the rest wait for their next turn, so one call blocks for
- * at most one timeout, well within max.poll.interval.ms. */
+/* Sends again the dead letters that were refused or failed, of messages
+ * at the head of their partition (the ones holding its offset back), once
+ * their backoff is over. Poll thread; nothing waits for the broker. */
 static void dl_retry_heads(mmp_kafka_source_t *src) {
-        mmp_kafka_msg_t *due[16];
-        int n = 0;
+        mmp_kafka_dl_t *again = NULL;
         int64_t now = mmp_now_ms();
         pthread_mutex_lock(&src->lock);
-        for (mmp_kafka_part_t *p = src->parts; p && n < 16; p = p->next) {
+        for (mmp_kafka_part_t *p = src->parts; p; p = p->next) {
                 mmp_kafka_msg_t *m = p->head;
-                if (!p->revoked && m && m->done && m->dl_failed && m->dl_retry && now >= m->dl_retry_ms)
-                        due[n++] = m;
+                if (p->revoked || !m || !m->done || !m->dl_retry || m->dl_pending || now < m->dl_retry_ms)
+                        continue;
+                m->dl_tries++;
+                while (m->dl_retry) { /* to the list sent below */
+                        mmp_kafka_dl_t *d = m->dl_retry;
+                        m->dl_retry = d->next;
+                        d->next = again;
+                        again = d;
+                }
         }
         pthread_mutex_unlock(&src->lock);
-        for (int i = 0, failed = 0; i < n && !failed; i++) {
-                mmp_kafka_msg_t *m = due[i];
-                long written = 0;
-                /* m is done: no engine thread touches its dead letters now. */
-                while (m->dl_retry) {
-                        mmp_kafka_dl_t *d = m->dl_retry;
-                        if (mmp_kafka_dlq_write(src->dlq, m, d->event, d->stage, d->code, d->attempts, d->pipeline,
-                                                d->message))
-                                break;
-                        m->dl_retry = d->next;
-                        d->next = NULL;
-                        dl_free(d);
-                        written++;
-                }
-                pthread_mutex_lock(&src->lock);
-                src->st.dead_letters += written;
-                m->dl_tries++;
-                if (!m->dl_retry) {
-                        m->dl_failed = 0; /* its offset can be passed now */
-                        mmp_info("kafka", "%s [%d] @%lld: dead letter written at retry %d", m->part->topic,
-                                 m->part->partition, (long long)m->offset, m->dl_tries);
-                } else {
-                        int shift = m->dl_tries < 5 ? m->dl_tries : 5;
-                        failed = 1;
-                        int64_t wait = (int64_t)1000 << shift;
-                        m->dl_retry_ms = mmp_now_ms() + (wait < 30000 ? wait : 30000);
-                }
-                pthread_mutex_unlock(&src->lock);
+        while (again) {
+                mmp_kafka_dl_t *d = again;
+                again = d->next;
+                d->next = NULL;
+                dl_send(d);
         }
 }
 
@@ -256,15 +279,15 @@ static void on_event_done(const mmp_event_t *ev, const mmp_failure_t *failure, v
 static int on_dead_letter(const mmp_event_t *ev, const mmp_failure_t *f, void *opaque) {
         mmp_kafka_source_t *src = opaque;
         mmp_kafka_msg_t *m = ev->source_opaque;
-        int rc = mmp_kafka_dlq_write(src->dlq, m, ev->original, f->stage, f->code, f->attempts, f->pipeline,
-                                     f->message);
-        pthread_mutex_lock(&src->lock);
-        if (rc)
-                dl_keep(m, ev->original, f->stage, f->code, f->attempts, f->pipeline, f->message);
-        else
-                src->st.dead_letters++;
-        pthread_mutex_unlock(&src->lock);
-        return rc;
+        mmp_kafka_dl_t *d = dl_new(src, m, ev->original, f->stage, f->code, f->attempts, f->pipeline, f->message);
+        if (!d) {
+                pthread_mutex_lock(&src->lock);
+                m->dl_lost = 1;
+                pthread_mutex_unlock(&src->lock);
+                return -1;
+        }
+        dl_send(d); /* written or not, its message waits for it */
+        return 0;
 }
 
 void mmp_kafka_source_engine_opts(mmp_kafka_source_t *src, mmp_engine_opts_t *opts) {
@@ -369,7 +392,7 @@ mmp_kafka_source_t *mmp_kafka_source_new(const mmp_config_t *cfg, char *err, siz
         rd_kafka_poll_set_consumer(src->rk);
         src->msgq = rd_kafka_queue_new(src->rk);
         src->groupq = rd_kafka_queue_get_consumer(src->rk);
-        if (!(src->dlq = mmp_kafka_dlq_new(&src->s, err, n)))
+        if (!(src->dlq = mmp_kafka_dlq_new(&src->s, dl_report, err, n)))
                 goto fail;
         return src;
 fail:
@@ -467,17 +490,16 @@ static void msgs_track(mmp_kafka_source_t *src, rd_kafka_message_t **rms, mmp_ka
 
 /* A message that is no S3 event: to the dead-letter topic with the reason. */
 static void msg_malformed(mmp_kafka_source_t *src, mmp_kafka_msg_t *m, const char *why) {
-        int rc;
+        mmp_kafka_dl_t *d = dl_new(src, m, NULL, MMP_STAGE_RECEIVE, MMP_ERR_BAD_INPUT, 1, NULL, why);
         mmp_warn("kafka", "%s [%d] @%lld: not an S3 event: %s", m->part->topic, m->part->partition,
                  (long long)m->offset, why);
-        rc = mmp_kafka_dlq_write(src->dlq, m, NULL, MMP_STAGE_RECEIVE, MMP_ERR_BAD_INPUT, 1, NULL, why);
         pthread_mutex_lock(&src->lock);
         src->st.malformed++;
-        if (rc)
-                dl_keep(m, NULL, MMP_STAGE_RECEIVE, MMP_ERR_BAD_INPUT, 1, NULL, why);
-        else
-                src->st.dead_letters++;
+        if (!d)
+                m->dl_lost = 1;
         pthread_mutex_unlock(&src->lock);
+        if (d)
+                dl_send(d);
 }
 
 /* Parses one message's events onto evs (growing it); 0, or -1 when malformed. */
@@ -500,7 +522,7 @@ static int msg_events(mmp_kafka_source_t *src, mmp_kafka_msg_t *m, mmp_event_t *
                                 mmp_err("kafka", "%s [%d] @%lld: out of memory for its events (%zu of %zu started)",
                                         m->part->topic, m->part->partition, (long long)m->offset, i, parsed.n);
                                 pthread_mutex_lock(&src->lock);
-                                m->dl_failed = 1;
+                                m->dl_lost = 1;
                                 pthread_mutex_unlock(&src->lock);
                                 break;
                         }
@@ -741,6 +763,10 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
                 poll_batch(src, 50, 0);
                 store_offsets(src, NULL);
         }
+        /* The dead letters on their way, so their messages can be passed
+         * (within what is left of the drain time). */
+        int64_t left = deadline - mmp_now_ms();
+        mmp_kafka_dlq_flush(src->dlq, left > 0 ? (int)left : 0);
         store_offsets(src, NULL);
         if (st.in_flight_events)
                 mmp_warn("kafka", "%ld events still in flight at the drain deadline: they finish, but their offsets "

@@ -1,8 +1,9 @@
 /*
  * The dead-letter topic: failed events' original messages with mmpipe.*
- * headers saying why, written and acknowledged before the event counts as
- * done; and `mmpipe replay`, which republishes them to their source topic.
- * Writes come from engine threads; a poller thread serves delivery reports.
+ * headers saying why, sent without waiting (the source holds the message's
+ * offset back until the broker acknowledged its letter); and `mmpipe
+ * replay`, which republishes them to their source topic. Letters are sent
+ * from any thread; a poller thread serves the delivery reports.
  */
 #ifdef MMP_WITH_KAFKA /* built only when librdkafka is found */
 #include <errno.h>
@@ -18,29 +19,15 @@
 struct mmp_kafka_dlq {
         rd_kafka_t *rk;
         char *topic;
+        mmp_kafka_dlq_report_cb *report;
         pthread_t poller;
         volatile int stopping;
 };
 
-/* One produce waiting for its delivery report. */
-typedef struct delivery {
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        int done;
-        rd_kafka_resp_err_t err;
-} delivery_t;
-
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-        delivery_t *d = m->_private;
+        mmp_kafka_dlq_t *dlq = opaque;
         (void)rk;
-        (void)opaque;
-        if (!d)
-                return;
-        pthread_mutex_lock(&d->lock);
-        d->done = 1;
-        d->err = m->err;
-        pthread_cond_signal(&d->cond);
-        pthread_mutex_unlock(&d->lock);
+        dlq->report(m->_private, m->err);
 }
 
 static void *poller_main(void *arg) {
@@ -50,7 +37,8 @@ static void *poller_main(void *arg) {
         return NULL;
 }
 
-mmp_kafka_dlq_t *mmp_kafka_dlq_new(const mmp_kafka_settings_t *s, char *err, size_t n) {
+mmp_kafka_dlq_t *mmp_kafka_dlq_new(const mmp_kafka_settings_t *s, mmp_kafka_dlq_report_cb *report, char *err,
+                                   size_t n) {
         mmp_kafka_dlq_t *dlq = calloc(1, sizeof(*dlq));
         rd_kafka_conf_t *c = mmp_kafka_conf_new(s, 0, err, n);
         char why[512];
@@ -58,6 +46,8 @@ mmp_kafka_dlq_t *mmp_kafka_dlq_new(const mmp_kafka_settings_t *s, char *err, siz
                 free(dlq);
                 return NULL;
         }
+        dlq->report = report;
+        rd_kafka_conf_set_opaque(c, dlq);
         rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
         if (!(dlq->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, why, sizeof(why)))) {
                 snprintf(err, n, "kafka: cannot create the dead-letter producer: %s", why);
@@ -79,11 +69,10 @@ static void iso_now(char *buf, size_t n) {
         snprintf(buf + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-int mmp_kafka_dlq_write(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const char *event, mmp_stage_t stage,
-                        mmp_err_t code, int attempts, const char *pipeline, const char *message) {
+void mmp_kafka_dlq_send(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const char *event, mmp_stage_t stage,
+                        mmp_err_t code, int attempts, const char *pipeline, const char *message, void *opaque) {
         rd_kafka_headers_t *h = rd_kafka_headers_new(12);
         char part[16], off[24], att[16], when[40];
-        delivery_t d = {.done = 0};
         rd_kafka_resp_err_t err;
 
         snprintf(part, sizeof(part), "%d", msg->part->partition);
@@ -102,29 +91,23 @@ int mmp_kafka_dlq_write(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const 
         if (event)
                 rd_kafka_header_add(h, "mmpipe.event", -1, event, -1);
 
-        pthread_mutex_init(&d.lock, NULL);
-        pthread_cond_init(&d.cond, NULL);
+        /* The copies are made here (F_COPY, the headers taken): msg may
+         * go once the report came. */
         err = rd_kafka_producev(dlq->rk, RD_KAFKA_V_TOPIC(dlq->topic), RD_KAFKA_V_VALUE(msg->payload, msg->len),
                                 RD_KAFKA_V_KEY(msg->key, msg->key_len), RD_KAFKA_V_HEADERS(h),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
-        if (err) {
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (err) { /* not even queued: reported at once */
                 rd_kafka_headers_destroy(h);
-        } else {
-                /* message.timeout.ms bounds this: the report always comes. */
-                pthread_mutex_lock(&d.lock);
-                while (!d.done)
-                        pthread_cond_wait(&d.cond, &d.lock);
-                err = d.err;
-                pthread_mutex_unlock(&d.lock);
+                dlq->report(opaque, err);
         }
-        pthread_mutex_destroy(&d.lock);
-        pthread_cond_destroy(&d.cond);
-        if (err) {
-                mmp_err("kafka", "dead letter for %s [%d] @%lld could not be written to %s: %s", msg->part->topic,
-                        msg->part->partition, (long long)msg->offset, dlq->topic, rd_kafka_err2str(err));
-                return -1;
-        }
-        return 0;
+}
+
+const char *mmp_kafka_dlq_topic(const mmp_kafka_dlq_t *dlq) {
+        return dlq->topic;
+}
+
+void mmp_kafka_dlq_flush(mmp_kafka_dlq_t *dlq, int timeout_ms) {
+        rd_kafka_flush(dlq->rk, timeout_ms);
 }
 
 void mmp_kafka_dlq_free(mmp_kafka_dlq_t *dlq) {

@@ -34,9 +34,11 @@ void mmp_kafka_settings_clear(mmp_kafka_settings_t *s);
  * the user's properties (shared, then role-specific) on top. */
 rd_kafka_conf_t *mmp_kafka_conf_new(const mmp_kafka_settings_t *s, int consumer, char *errstr, size_t n);
 
-/* A dead letter that could not be written, kept to be written again. */
+/* One dead letter, from its first send until the broker acknowledged it. */
 typedef struct mmp_kafka_dl {
         struct mmp_kafka_dl *next;
+        struct mmp_kafka_source *src;
+        struct mmp_kafka_msg *m;
         mmp_stage_t stage;
         mmp_err_t code;
         int attempts;
@@ -49,10 +51,12 @@ typedef struct mmp_kafka_msg {
         int64_t offset;
         int pending;   /* events not done, +1 while the poll thread still submits (lock) */
         int done;
-        int dl_failed; /* a dead letter could not be written: its offset must not be stored */
-        mmp_kafka_dl_t *dl_retry; /* those dead letters, written again from the poll thread */
-        int dl_tries;             /* times they were tried again */
-        int64_t dl_retry_ms;      /* when next (monotonic ms) */
+        /* Its dead letters (lock): any not yet acknowledged holds its offset back. */
+        int dl_pending;           /* sent, not yet reported */
+        mmp_kafka_dl_t *dl_retry; /* refused or failed: sent again from the poll thread */
+        int dl_tries;             /* rounds of those */
+        int64_t dl_retry_ms;      /* the next round (monotonic ms) */
+        int dl_lost;              /* a letter could not even be kept: consumed again after a restart */
         long long bytes;     /* its events' declared object sizes, in flight until it is done */
         void *payload, *key; /* point into data */
         size_t len, key_len;
@@ -70,17 +74,26 @@ typedef struct mmp_kafka_part {
         struct mmp_kafka_part *next;
 } mmp_kafka_part_t;
 
-/* The dead-letter producer: produce and wait for the broker's ack. */
+/* The dead-letter producer: letters are sent without waiting; each one's
+ * delivery report comes to the report callback. */
 typedef struct mmp_kafka_dlq mmp_kafka_dlq_t;
 
-mmp_kafka_dlq_t *mmp_kafka_dlq_new(const mmp_kafka_settings_t *s, char *errstr, size_t n);
-/* Writes one dead letter: the original message (value and key) with
- * mmpipe.* headers. Blocks until the broker acknowledged it or the delivery
- * timeout passed. event (the record as JSON text) and failure may be NULL/partial for malformed
- * messages. Any thread. Returns 0 when delivered. */
-int mmp_kafka_dlq_write(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const char *event,
-                        mmp_stage_t stage, mmp_err_t code, int attempts, const char *pipeline,
-                        const char *message);
-void mmp_kafka_dlq_free(mmp_kafka_dlq_t *dlq);
+/* Called once per letter sent, with the send's opaque: err 0 when the broker
+ * acknowledged it. On the producer's poller thread (or in mmp_kafka_dlq_send
+ * when the letter could not even be queued, or in mmp_kafka_dlq_flush/free). */
+typedef void(mmp_kafka_dlq_report_cb)(void *opaque, rd_kafka_resp_err_t err);
+
+mmp_kafka_dlq_t *mmp_kafka_dlq_new(const mmp_kafka_settings_t *s, mmp_kafka_dlq_report_cb *report, char *errstr,
+                                   size_t n);
+/* Sends one dead letter: the original message (value and key) with mmpipe.*
+ * headers; its report comes later with opaque. event (the record as JSON
+ * text), pipeline and message may be NULL (malformed messages). Copies what
+ * it needs. Any thread. */
+void mmp_kafka_dlq_send(mmp_kafka_dlq_t *dlq, const mmp_kafka_msg_t *msg, const char *event, mmp_stage_t stage,
+                        mmp_err_t code, int attempts, const char *pipeline, const char *message, void *opaque);
+const char *mmp_kafka_dlq_topic(const mmp_kafka_dlq_t *dlq);
+/* Waits up to timeout_ms for every letter sent to be reported. */
+void mmp_kafka_dlq_flush(mmp_kafka_dlq_t *dlq, int timeout_ms);
+void mmp_kafka_dlq_free(mmp_kafka_dlq_t *dlq); /* reports what is still unsent (after up to 30 s) */
 
 #endif

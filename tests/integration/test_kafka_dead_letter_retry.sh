@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# A dead letter that cannot be written (the dead-letter topic refuses it for
-# a while) is not lost and does not stop its partition for good: the offset
-# stays below the message while the source writes the dead letter again
-# (1 s, doubling), and once the topic takes it the partition moves on and
-# every offset is committed without a restart.
+# Dead letters are sent without holding up the engine, and one that cannot
+# be written is not lost and does not stop its partition for good:
+# 1. the dead-letter topic refuses a letter for a while: the offset stays
+#    below its message while the source sends it again (1 s, doubling), and
+#    once the topic takes it the partition moves on, every offset committed,
+#    without a restart;
+# 2. 200 failing handlers with the dead-letter producer lingering 2 s before
+#    each send: the lane does not wait for the broker (it would take 400 s
+#    one letter at a time), all 200 are written and committed.
 TEST_NAME=test_kafka_dead_letter_retry
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
@@ -39,5 +43,23 @@ assert_eq 1 "$(wc -l <"$T/dlq.txt")" "dead letters (one: written once, not once 
 assert_contains "$(cat "$T/dlq.txt")" "mmpipe.error_class=BAD_INPUT,mmpipe.message=not JSON" "the dead letter's reason"
 assert_contains "$(cat "$T/dlq.txt")" "this is not json" "the original message"
 assert_contains "$(grep '^progress' "$T/run.err" | tail -1)" "1 malformed, 1 dead letters" "the engine's counts"
+
+say "200 failing handlers on one lane, the dead-letter producer lingering 2 s"
+for i in $(seq 1 200); do
+        echo "{\"bucket\": \"$BUCKET\", \"key\": \"bad/b-$i.boom\", \"file_type\": \"text/plain\"}"
+done >"$T/boom.jsonl"
+produce "$T/boom.jsonl"
+write_config "$T/c2.json" dlstorm
+sed -i 's|"consumer_properties"|"producer_properties": { "linger.ms": "2000" }, "consumer_properties"|' "$T/c2.json"
+sed -i "s|\"connections\"|\"engine\": { \"lanes\": 1 }, \"connections\"|" "$T/c2.json"
+"$MMP" run --config "$T/c2.json" --plugins "$MMP_TEST_PLUGIN_DIR" \
+        --pipelines "$MMP_SOURCE_DIR/tests/integration/pipelines/stuck_head" >"$T/run2.out" 2>"$T/run2.err" &
+ENGINE_PID=$!
+BG_PIDS="$BG_PIDS $ENGINE_PID"
+wait_until 60 "every offset committed, the 200 failed messages' too" lag_zero dlstorm
+stop_engine "$ENGINE_PID"
+kcat -C -b "$BOOTSTRAP" -t "$DLQ" -e -q -f '%h\n' >"$T/dlq2.txt" 2>/dev/null
+assert_eq 200 "$(grep -c 'mmpipe.error_class=LUA' "$T/dlq2.txt")" "dead letters of the failing handlers"
+assert_contains "$(grep '^progress' "$T/run2.err" | tail -1)" "200 failed, 1 malformed, 201 dead letters" "the engine's counts (the new group took the first messages too)"
 
 finish
