@@ -80,9 +80,12 @@ lag() { # GROUP: messages of $TOPIC not committed by GROUP
         $PY "$TOOLS/s3_fixture.py" committed "$BOOTSTRAP" "$1" "$TOPIC" 2>/dev/null | sed -n 's/.*lag=//p'
 }
 
-# start_engine NAME CONFIG: mmpipe run in the background; its pid in $ENGINE_PID.
+# start_engine NAME CONFIG [more `mmpipe run` options]: in the background, logs in
+# $T/NAME.out and .err, its pid in $ENGINE_PID.
 start_engine() {
-        "$MMP" run --config "$2" >"$T/$1.out" 2>"$T/$1.err" &
+        local name=$1 config=$2
+        shift 2
+        "$MMP" run --config "$config" "$@" >"$T/$name.out" 2>"$T/$name.err" &
         ENGINE_PID=$!
         BG_PIDS="$BG_PIDS $ENGINE_PID"
 }

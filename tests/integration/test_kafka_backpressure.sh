@@ -22,10 +22,7 @@ write_config "$T/c.json" slowpoke '"max_in_flight_events": 20, "max_in_flight_mb
 sed -i 's/"heartbeat.interval.ms": "500"/"heartbeat.interval.ms": "500", "max.poll.interval.ms": "6000"/' "$T/c.json"
 sed -i "s|\"connections\"|\"engine\": { \"workers\": 2 }, \"connections\"|" "$T/c.json"
 
-"$MMP" run --config "$T/c.json" --plugins "$MMP_TEST_PLUGIN_DIR" \
-        --pipelines "$MMP_SOURCE_DIR/tests/integration/pipelines/slow_kafka" >"$T/run.out" 2>"$T/run.err" &
-ENGINE_PID=$!
-BG_PIDS="$BG_PIDS $ENGINE_PID"
+start_engine run "$T/c.json" --plugins "$MMP_TEST_PLUGIN_DIR" --pipelines "$MMP_SOURCE_DIR/tests/integration/pipelines/slow_kafka"
 
 slow_rows() { sqlite3 "$T/docs.db" "select count(*) from slow_events" 2>/dev/null || echo 0; }
 max_rss=0

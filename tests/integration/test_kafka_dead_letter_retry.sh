@@ -25,10 +25,7 @@ produce "$T/events.jsonl"
 bash "$TOOLS/kafka_cluster.sh" ctl "$T/kafka" request-errors 0 29 29 29 >/dev/null ||
         fail "the mock did not take the injected Produce errors"
 write_config "$T/c.json" dlretry
-"$MMP" run --config "$T/c.json" --plugins "$MMP_TEST_PLUGIN_DIR" \
-        --pipelines "$MMP_SOURCE_DIR/tests/integration/pipelines/stuck_head" >"$T/run.out" 2>"$T/run.err" &
-ENGINE_PID=$!
-BG_PIDS="$BG_PIDS $ENGINE_PID"
+start_engine run "$T/c.json" --plugins "$MMP_TEST_PLUGIN_DIR" --pipelines "$MMP_SOURCE_DIR/tests/integration/pipelines/stuck_head"
 
 stored() { [ "$(sqlite3 "$T/docs.db" "select count(*) from stuck_events" 2>/dev/null || echo 0)" -ge 20 ]; }
 wait_until 60 "the 20 good events behind the bad message" stored
@@ -52,10 +49,7 @@ produce "$T/boom.jsonl"
 write_config "$T/c2.json" dlstorm
 sed -i 's|"consumer_properties"|"producer_properties": { "linger.ms": "2000" }, "consumer_properties"|' "$T/c2.json"
 sed -i "s|\"connections\"|\"engine\": { \"lanes\": 1 }, \"connections\"|" "$T/c2.json"
-"$MMP" run --config "$T/c2.json" --plugins "$MMP_TEST_PLUGIN_DIR" \
-        --pipelines "$MMP_SOURCE_DIR/tests/integration/pipelines/stuck_head" >"$T/run2.out" 2>"$T/run2.err" &
-ENGINE_PID=$!
-BG_PIDS="$BG_PIDS $ENGINE_PID"
+start_engine run2 "$T/c2.json" --plugins "$MMP_TEST_PLUGIN_DIR" --pipelines "$MMP_SOURCE_DIR/tests/integration/pipelines/stuck_head"
 wait_until 60 "every offset committed, the 200 failed messages' too" lag_zero dlstorm
 stop_engine "$ENGINE_PID"
 kcat -C -b "$BOOTSTRAP" -t "$DLQ" -e -q -f '%h\n' >"$T/dlq2.txt" 2>/dev/null

@@ -29,10 +29,7 @@ bound=$(((1048576 + 256 * msg_bytes) / msg_bytes))
 write_config "$T/c.json" ledger '"max_in_flight_mb": 1'
 sed -i "s|\"connections\"|\"engine\": { \"workers\": 2 }, \"connections\"|" "$T/c.json"
 
-"$MMP" run --config "$T/c.json" --plugins "$MMP_TEST_PLUGIN_DIR" \
-        --pipelines "$MMP_SOURCE_DIR/tests/integration/pipelines/stuck_head" >"$T/run.out" 2>"$T/run.err" &
-ENGINE_PID=$!
-BG_PIDS="$BG_PIDS $ENGINE_PID"
+start_engine run "$T/c.json" --plugins "$MMP_TEST_PLUGIN_DIR" --pipelines "$MMP_SOURCE_DIR/tests/integration/pipelines/stuck_head"
 
 # While the first event waits, the ones behind it are done and stored, up to
 # the bound and no further. (Without the bound they are all done within a
