@@ -63,6 +63,18 @@ ok() {
         echo "  ok: $*"
 }
 
+# kill9 PID: SIGKILL the process and reap it. libmongoc (loaded by every mmpipe)
+# keeps its counters in /dev/shm/mongoc-PID and removes the file only at a
+# clean exit; a later process given the same PID would find it there and warn
+# "Falling back to malloc for counters" on stderr, which breaks the tests that
+# compare stderr. The file is removed here, as a supervisor would.
+kill9() {
+        kill -KILL "$1" 2>/dev/null
+        { wait "$1"; } 2>/dev/null
+        rm -f "/dev/shm/mongoc-$1"
+        return 0
+}
+
 finish() {
         say "all $CHECKS checks passed"
         exit 0

@@ -25,8 +25,7 @@ for round in 1 2 3; do
         start_engine "run$round" "$T/c.json"
         wait_until 120 "documents stored by run $round" all_stored $((have + 1))
         sleep "0.$((RANDOM % 4))"
-        kill -KILL "$ENGINE_PID"
-        wait "$ENGINE_PID" 2>/dev/null
+        kill9 "$ENGINE_PID"
         ok "kill -9 number $round with $(rows) of $N documents stored"
 done
 assert_ne $N "$(rows)" "documents stored before the last restart (the last part is not even produced yet)"

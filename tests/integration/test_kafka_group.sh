@@ -28,8 +28,7 @@ start_engine c "$T/c.json"
 pid_c=$ENGINE_PID
 wait_until 60 "the third member assigned" grep -q "assigned" "$T/c.err"
 wait_until 120 "two thirds stored" all_stored $((2 * N / 3))
-kill -KILL "$pid_a"
-wait "$pid_a" 2>/dev/null
+kill9 "$pid_a"
 ok "member a killed with $(rows) of $N documents stored"
 wait_until 180 "all $N documents" all_stored $N
 wait_until 90 "every offset committed" lag_zero shared

@@ -302,8 +302,7 @@ say "5. kill -9 of the engine mid-run, then a restart"
 pid=$!
 BG_PIDS="$BG_PIDS $pid"
 wait_for 60 "the first documents of the run to kill" sh -c "[ \"\$($MPY $T/check.py count $URI mmp_it_kill 2>/dev/null || echo 0)\" -ge 200 ]"
-kill -KILL "$pid"
-{ wait "$pid"; } 2>/dev/null
+kill9 "$pid"
 BG_PIDS="${BG_PIDS% $pid}"
 at_kill="$(mcount mmp_it_kill)"
 [ "$at_kill" -lt $((2 * N)) ] || fail "the run had finished before kill -9 ($at_kill documents)"
