@@ -54,6 +54,12 @@ static int number_is_int(double d) {
         return d == floor(d) && fabs(d) < 9007199254740992.0;
 }
 
+/* Out of C memory (malloc, not the Lua state's cap) while converting path. */
+static int out_of_memory(char *err, size_t n, const char *path) {
+        snprintf(err, n, "out of memory at %s", *path ? path : "(top)");
+        return -1;
+}
+
 static int to_value(lua_State *L, int idx, const char *path, int depth, mmp_value_t **out, char *err,
                     size_t n) {
         size_t len;
@@ -65,17 +71,19 @@ static int to_value(lua_State *L, int idx, const char *path, int depth, mmp_valu
                 return -1;
         }
         switch (lua_type(L, idx)) {
-        case LUA_TNIL: *out = mmp_value_new_nil(); return 0;
-        case LUA_TBOOLEAN: *out = mmp_value_new_bool(lua_toboolean(L, idx)); return 0;
+        case LUA_TNIL: *out = mmp_value_new_nil(); return *out ? 0 : out_of_memory(err, n, path);
+        case LUA_TBOOLEAN:
+                *out = mmp_value_new_bool(lua_toboolean(L, idx));
+                return *out ? 0 : out_of_memory(err, n, path);
         case LUA_TNUMBER: {
                 double d = lua_tonumber(L, idx);
                 *out = number_is_int(d) ? mmp_value_new_int((int64_t)d) : mmp_value_new_double(d);
-                return 0;
+                return *out ? 0 : out_of_memory(err, n, path);
         }
         case LUA_TSTRING:
                 s = lua_tolstring(L, idx, &len);
                 *out = mmp_value_new_string(s, len);
-                return 0;
+                return *out ? 0 : out_of_memory(err, n, path);
         case LUA_TUSERDATA: {
                 if (mmp_lua_event_is(L, idx)) { /* the event passed whole: its fields */
                         int rc;
@@ -98,6 +106,8 @@ static int to_value(lua_State *L, int idx, const char *path, int depth, mmp_valu
         size_t alen;
         int arr = is_array(L, idx, &alen);
         mmp_value_t *c = arr ? mmp_value_new_array() : mmp_value_new_map(), *item;
+        if (!c)
+                return out_of_memory(err, n, path);
         if (arr) {
                 for (size_t i = 1; i <= alen; i++) {
                         lua_rawgeti(L, idx, (int)i);
@@ -108,7 +118,10 @@ static int to_value(lua_State *L, int idx, const char *path, int depth, mmp_valu
                                 return -1;
                         }
                         lua_pop(L, 1);
-                        mmp_value_push(c, item);
+                        if (mmp_value_push(c, item)) { /* item freed */
+                                mmp_value_free(c);
+                                return out_of_memory(err, n, sub);
+                        }
                 }
         } else {
                 lua_pushnil(L);
@@ -130,7 +143,11 @@ static int to_value(lua_State *L, int idx, const char *path, int depth, mmp_valu
                                 mmp_value_free(c);
                                 return -1;
                         }
-                        mmp_value_set(c, k, item);
+                        if (mmp_value_set(c, k, item)) { /* item freed */
+                                lua_pop(L, 2);
+                                mmp_value_free(c);
+                                return out_of_memory(err, n, sub);
+                        }
                         lua_pop(L, 1);
                 }
         }
@@ -187,24 +204,41 @@ static int cmp_str(const void *a, const void *b) {
 
 static json_t *to_json(lua_State *L, int idx, const char *path, int depth, char *err, size_t n);
 
+/* Why jansson refused to set field key of the object at path: a name that
+ * is not UTF-8 (which it checks; the name itself is not repeated), or
+ * memory. */
+static void set_failed(const char *key, char *err, size_t n, const char *path, const char *field_path) {
+        json_t *probe = json_string(key);
+        if (!probe) {
+                snprintf(err, n, "a field name in %s is not valid UTF-8", *path ? path : "(top)");
+                return;
+        }
+        json_decref(probe);
+        out_of_memory(err, n, field_path);
+}
+
 static json_t *table_to_json(lua_State *L, int idx, const char *path, int depth, char *err, size_t n) {
         char sub[512], kb[64];
-        size_t alen, nkeys = 0;
+        size_t alen, nkeys = 0, cap = 0;
         json_t *j, *item;
         char **keys = NULL;
 
         if (is_array(L, idx, &alen)) {
-                j = json_array();
+                if (!(j = json_array())) {
+                        out_of_memory(err, n, path);
+                        return NULL;
+                }
                 for (size_t i = 1; i <= alen; i++) {
                         lua_rawgeti(L, idx, (int)i);
                         child_path(sub, sizeof(sub), path, NULL, (long)i);
                         item = to_json(L, lua_gettop(L), sub, depth + 1, err, n);
                         lua_pop(L, 1);
-                        if (!item) {
+                        if (!item || json_array_append_new(j, item)) { /* item freed */
+                                if (item)
+                                        out_of_memory(err, n, sub);
                                 json_decref(j);
                                 return NULL;
                         }
-                        json_array_append_new(j, item);
                 }
                 return j;
         }
@@ -219,12 +253,29 @@ static json_t *table_to_json(lua_State *L, int idx, const char *path, int depth,
                         lua_pop(L, 1);
                         goto fail;
                 }
-                keys = realloc(keys, (nkeys + 1) * sizeof(*keys));
-                keys[nkeys++] = strdup(k);
+                if (nkeys == cap) {
+                        char **grown = realloc(keys, (cap ? cap * 2 : 8) * sizeof(*keys));
+                        if (!grown) {
+                                lua_pop(L, 1);
+                                out_of_memory(err, n, path);
+                                goto fail;
+                        }
+                        keys = grown;
+                        cap = cap ? cap * 2 : 8;
+                }
+                if (!(keys[nkeys] = strdup(k))) {
+                        lua_pop(L, 1);
+                        out_of_memory(err, n, path);
+                        goto fail;
+                }
+                nkeys++;
         }
         if (nkeys)
                 qsort(keys, nkeys, sizeof(*keys), cmp_str);
-        j = json_object();
+        if (!(j = json_object())) {
+                out_of_memory(err, n, path);
+                goto fail;
+        }
         for (size_t i = 0; i < nkeys; i++) {
                 char *end;
                 double d = strtod(keys[i], &end);
@@ -237,11 +288,12 @@ static json_t *table_to_json(lua_State *L, int idx, const char *path, int depth,
                 child_path(sub, sizeof(sub), path, keys[i], 0);
                 item = to_json(L, lua_gettop(L), sub, depth + 1, err, n);
                 lua_pop(L, 1);
-                if (!item) {
+                if (!item || json_object_set_new(j, keys[i], item)) { /* item freed */
+                        if (item)
+                                set_failed(keys[i], err, n, path, sub);
                         json_decref(j);
                         goto fail;
                 }
-                json_object_set_new(j, keys[i], item);
         }
         for (size_t i = 0; i < nkeys; i++)
                 free(keys[i]);
