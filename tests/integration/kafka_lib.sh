@@ -87,6 +87,7 @@ start_engine() {
         shift 2
         "$MMP" run --config "$config" "$@" >"$T/$name.out" 2>"$T/$name.err" &
         ENGINE_PID=$!
+        ENGINE_LOG="$T/$name.err"
         BG_PIDS="$BG_PIDS $ENGINE_PID"
 }
 
@@ -96,7 +97,14 @@ wait_until() {
         shift 2
         local end=$((SECONDS + limit))
         until "$@"; do
-                [ "$SECONDS" -lt "$end" ] || fail "timed out after ${limit}s waiting for: $what"
+                if [ "$SECONDS" -ge "$end" ]; then
+                        # The last engine's own account goes in the failure (CI keeps only this output).
+                        if [ -n "${ENGINE_LOG:-}" ] && [ -f "$ENGINE_LOG" ]; then
+                                echo "$TEST_NAME: the last 30 lines of $(basename "$ENGINE_LOG"):" >&2
+                                tail -n 30 "$ENGINE_LOG" | sed 's/^/    /' >&2
+                        fi
+                        fail "timed out after ${limit}s waiting for: $what"
+                fi
                 sleep 0.2
         done
 }
