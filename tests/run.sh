@@ -71,8 +71,9 @@ build() {
 # Every mmpipe keeps libmongoc's counters in /dev/shm/mongoc-PID until it exits
 # cleanly; a process killed earlier (by a test, a timeout, a sanitizer report)
 # leaves its file, and a later process with the same PID warns on stderr about
-# it (docs/destinations.md). Files of processes that no longer run are removed
-# before each pass, so that warning cannot turn up in a test's output.
+# it (docs/destinations.md). The kill -9 tests remove their engine's file
+# (lib.sh kill9); what other deaths left (a timeout, a sanitizer abort, an
+# earlier run) is removed here before each pass, for processes no longer running.
 sweep_mongoc_shm() {
         local f
         for f in /dev/shm/mongoc-*; do

@@ -206,7 +206,8 @@ static json_t *to_json(lua_State *L, int idx, const char *path, int depth, char 
 
 /* Why jansson refused to set field key of the object at path: a name that
  * is not UTF-8 (which it checks; the name itself is not repeated), or
- * memory. */
+ * memory. The probe is one more allocation: should that one fail too, the
+ * name is blamed, and the document fails either way. */
 static void set_failed(const char *key, char *err, size_t n, const char *path, const char *field_path) {
         json_t *probe = json_string(key);
         if (!probe) {
