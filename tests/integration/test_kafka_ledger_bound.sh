@@ -22,10 +22,15 @@ with open(path, "w") as f:
         f.write(json.dumps({"bucket": "uploads-bucket", "key": key, "file_type": "text/plain"}) + "\n")
 PY
 produce "$T/events.jsonl"
-msg_bytes=$(head -1 "$T/events.jsonl" | wc -c)
-# The bound: 1 MB of messages, plus the one batch (256) that may be taken
-# just under it.
-bound=$(((1048576 + 256 * msg_bytes) / msg_bytes))
+# What the ledger holds per message: its payload (the line without its
+# newline; the messages have no key).
+msg_bytes=$(head -1 "$T/events.jsonl" | tr -d '\n' | wc -c)
+# The bound on the events done behind the slow one: the source takes a batch
+# (at most 256) only while the ledger holds less than 1 MB, so at most
+# (1 MB - 1) / msg_bytes messages before the last batch, plus that batch,
+# plus the one message a poll may return without room just after the
+# assignment; less the slow one itself, which is not done.
+bound=$(((1048576 - 1) / msg_bytes + 256 + 1 - 1))
 write_config "$T/c.json" ledger '"max_in_flight_mb": 1'
 sed -i "s|\"connections\"|\"engine\": { \"workers\": 2 }, \"connections\"|" "$T/c.json"
 
