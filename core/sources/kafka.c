@@ -18,6 +18,8 @@
 #include "util/time.h"
 
 #define POLL_BATCH 256 /* most messages taken at once (see the poll loop) */
+#define JOIN_WARN_MS 15000        /* a group join this long gets a warning ... */
+#define JOIN_WARN_REPEAT_MS 30000 /* ... and another every this long until it completes */
 
 struct mmp_kafka_source {
         mmp_kafka_settings_t s;
@@ -712,15 +714,29 @@ static void poll_batch(mmp_kafka_source_t *src, int timeout_ms, int take) {
 int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile sig_atomic_t *stop,
                          void (*progress)(const mmp_kafka_stats_t *, int, void *), void *popaque) {
         mmp_kafka_stats_t st;
-        int64_t last_store = 0, last_commit = 0, deadline;
+        int64_t last_store = 0, last_commit = 0, deadline, subscribed_ms, join_warn_ms;
         src->engine = engine;
         if (subscribe(src))
                 return -1;
         mmp_info("kafka", "consuming %s%s as group %s from %s", src->s.topics[0], src->s.n_topics > 1 ? " ..." : "",
                  src->s.group, src->s.brokers);
+        subscribed_ms = mmp_now_ms();
+        join_warn_ms = subscribed_ms + JOIN_WARN_MS;
         while (!*stop) {
                 poll_batch(src, 100, 1);
                 backpressure(src);
+                /* A join that does not complete leaves the engine idle with
+                 * nothing in its log: say so, and what usually holds it. (The
+                 * rebalance callback runs on this thread.) */
+                if (!src->st.rebalances && mmp_now_ms() >= join_warn_ms) {
+                        mmp_warn("kafka",
+                                 "group %s: still joining %lld s after subscribing, no partitions assigned yet. "
+                                 "The group coordinator waits for every member it knows to rejoin: a member that "
+                                 "stopped without leaving the group holds the rebalance until its session.timeout.ms "
+                                 "(or max.poll.interval.ms) runs out; unreachable brokers are reported above",
+                                 src->s.group, (long long)((mmp_now_ms() - subscribed_ms) / 1000));
+                        join_warn_ms += JOIN_WARN_REPEAT_MS;
+                }
                 /* Offsets stored soon after their events are done: the
                  * next commit (auto.commit.interval.ms) takes them, and a
                  * crash re-delivers less. Once everything taken is done

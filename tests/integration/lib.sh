@@ -32,7 +32,8 @@ T="$(mktemp -d "${TMPDIR:-/tmp}/mmp-$TEST_NAME.XXXXXX")"
 cleanup() {
         local rc=$?
         for p in $BG_PIDS; do
-                kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+                # (CONT: a stopped process gets the TERM only once it runs.)
+                kill "$p" 2>/dev/null && kill -CONT "$p" 2>/dev/null && wait "$p" 2>/dev/null
         done
         if [ "${MMP_KEEP_TMP:-0}" = 1 ] || [ $rc -ne 0 ]; then
                 [ $rc -ne 0 ] && echo "$TEST_NAME: files kept in $T" >&2
