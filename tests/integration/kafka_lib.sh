@@ -112,7 +112,8 @@ wait_until() {
 all_stored() { [ "$(rows)" -ge "$1" ]; }
 lag_zero() { [ "$(lag "$1")" = "0" ]; }
 
-# stop_engine PID: SIGTERM, expect a clean exit within 30 s.
+# stop_engine PID: SIGTERM, expect an exit within 30 s; its status goes to
+# $RC (for assert_rc).
 stop_engine() {
         kill -TERM "$1" 2>/dev/null
         local end=$((SECONDS + 30))
@@ -120,7 +121,8 @@ stop_engine() {
                 [ "$SECONDS" -lt "$end" ] || fail "the engine did not exit within 30 s of SIGTERM"
                 sleep 0.1
         done
-        wait "$1" 2>/dev/null
+        RC=0
+        wait "$1" 2>/dev/null || RC=$?
         return 0
 }
 

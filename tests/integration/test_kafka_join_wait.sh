@@ -38,14 +38,7 @@ assert_contains "$line" "group $GROUP: still joining 15 s after subscribing" "th
 assert_contains "$line" "session.timeout.ms" "the warning says what usually holds a join"
 wait_until 40 "the warning repeated" grep -q "still joining 45 s" "$T/run.err"
 
-kill -TERM "$ENGINE_PID"
-end=$((SECONDS + 30))
-while kill -0 "$ENGINE_PID" 2>/dev/null; do
-        [ "$SECONDS" -lt "$end" ] || fail "the engine did not exit within 30 s of SIGTERM while joining"
-        sleep 0.1
-done
-RC=0
-wait "$ENGINE_PID" || RC=$?
+stop_engine "$ENGINE_PID"
 LAST_ERR=$T/run.err
 assert_rc 0 "the engine's exit status after SIGTERM while joining"
 assert_eq 0 "$(rows)" "documents stored without an assignment"
