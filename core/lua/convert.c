@@ -255,14 +255,15 @@ static json_t *table_to_json(lua_State *L, int idx, const char *path, int depth,
                         goto fail;
                 }
                 if (nkeys == cap) {
-                        char **grown = realloc(keys, (cap ? cap * 2 : 8) * sizeof(*keys));
+                        size_t want = cap ? cap * 2 : 8;
+                        char **grown = realloc(keys, want * sizeof(*keys));
                         if (!grown) {
                                 lua_pop(L, 1);
                                 out_of_memory(err, n, path);
                                 goto fail;
                         }
                         keys = grown;
-                        cap = cap ? cap * 2 : 8;
+                        cap = want;
                 }
                 if (!(keys[nkeys] = strdup(k))) {
                         lua_pop(L, 1);

@@ -725,16 +725,17 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
         while (!*stop) {
                 poll_batch(src, 100, 1);
                 backpressure(src);
+                int64_t now = mmp_now_ms();
                 /* A join that does not complete leaves the engine idle with
                  * nothing in its log: say so, and what usually holds it. (The
                  * rebalance callback runs on this thread.) */
-                if (!src->st.rebalances && mmp_now_ms() >= join_warn_ms) {
+                if (!src->st.rebalances && now >= join_warn_ms) {
                         mmp_warn("kafka",
                                  "group %s: still joining %lld s after subscribing, no partitions assigned yet. "
                                  "The group coordinator waits for every member it knows to rejoin: a member that "
                                  "stopped without leaving the group holds the rebalance until its session.timeout.ms "
                                  "(or max.poll.interval.ms) runs out; unreachable brokers are reported above",
-                                 src->s.group, (long long)((mmp_now_ms() - subscribed_ms) / 1000));
+                                 src->s.group, (long long)((now - subscribed_ms) / 1000));
                         join_warn_ms += JOIN_WARN_REPEAT_MS;
                 }
                 /* Offsets stored soon after their events are done: the
@@ -743,7 +744,6 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
                  * (a burst is over, or the stream is quiet) they are stored
                  * and committed at once rather than at the next interval:
                  * a pause leaves nothing to consume again. */
-                int64_t now = mmp_now_ms();
                 pthread_mutex_lock(&src->lock);
                 int caught_up = src->in_flight_events == 0;
                 pthread_mutex_unlock(&src->lock);

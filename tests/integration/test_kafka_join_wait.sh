@@ -17,11 +17,12 @@ notifications "$T/events.jsonl"
 
 # The other member: kcat in the group while the topic is still empty (so it
 # consumes nothing), then stopped without leaving. The coordinator keeps it in
-# the group and waits for it in the rebalance the engine's join starts. (The
-# mock coordinator of librdkafka 2.0.2 then stays stuck even after the
-# stopped member leaves or its session runs out, so this test does not wait
-# for the assignment; test_kafka_group shows members joining a live group.)
-kcat -b "$BOOTSTRAP" -G "$GROUP" -X session.timeout.ms=10000 -X heartbeat.interval.ms=1000 "$TOPIC" \
+# the group, waiting for it in the rebalance the engine's join starts, until
+# its 60 s session runs out: longer than the two warnings take. (The mock
+# coordinator of librdkafka 2.0.2 was seen to stay stuck even after such a
+# member left or its session ran out, so this test does not wait for the
+# assignment; test_kafka_group shows members joining a live group.)
+kcat -b "$BOOTSTRAP" -G "$GROUP" -X session.timeout.ms=60000 -X heartbeat.interval.ms=1000 "$TOPIC" \
         >"$T/kcat.out" 2>"$T/kcat.err" &
 kcat_pid=$!
 BG_PIDS="$BG_PIDS $kcat_pid"
