@@ -38,6 +38,11 @@ struct mmp_kafka_source {
         int64_t full_since_ms; /* pressure: since the poll thread first found no room while fetched
                                   messages waited, until it caught up with them (0: none) */
         int64_t assigned_ms;   /* the first assignment, for the first message's log line */
+        /* A join under way (poll thread): since subscribing, or since an
+         * eager revoke or a lost assignment, until the next assignment
+         * (0: none). Warned about at join_warn_ms. */
+        int64_t joining_since_ms, join_warn_ms;
+        const char *join_cause; /* "subscribing", "its partitions were revoked" */
         int first_seen;
         mmp_kafka_stats_t st;
 };
@@ -319,6 +324,13 @@ static void forward_partition(mmp_kafka_source_t *src, const char *topic, int32_
         }
 }
 
+/* A join starts: warned about if no assignment comes within JOIN_WARN_MS. */
+static void join_begin(mmp_kafka_source_t *src, const char *cause) {
+        src->joining_since_ms = mmp_now_ms();
+        src->join_warn_ms = src->joining_since_ms + JOIN_WARN_MS;
+        src->join_cause = cause;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
         mmp_kafka_source_t *src = opaque;
@@ -330,6 +342,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                         part_add(src, parts->elems[i].topic, parts->elems[i].partition);
                 pthread_mutex_unlock(&src->lock);
                 mmp_info("kafka", "assigned %d partition(s)", parts->cnt);
+                src->joining_since_ms = 0;
                 if (!src->assigned_ms)
                         src->assigned_ms = mmp_now_ms();
                 if (cooperative)
@@ -369,6 +382,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         parts_reap(src);
         pthread_mutex_unlock(&src->lock);
         mmp_info("kafka", "revoked %d partition(s)", parts->cnt);
+        /* An eager revoke (or a lost assignment) leaves nothing assigned
+         * until the group's rebalance completes: a join like the first. (A
+         * cooperative revoke keeps the rest of the assignment.) */
+        if (!cooperative || err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk))
+                join_begin(src, "its partitions were revoked");
         if (cooperative)
                 rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
         else
@@ -714,14 +732,13 @@ static void poll_batch(mmp_kafka_source_t *src, int timeout_ms, int take) {
 int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile sig_atomic_t *stop,
                          void (*progress)(const mmp_kafka_stats_t *, int, void *), void *popaque) {
         mmp_kafka_stats_t st;
-        int64_t last_store = 0, last_commit = 0, deadline, subscribed_ms, join_warn_ms;
+        int64_t last_store = 0, last_commit = 0, deadline;
         src->engine = engine;
         if (subscribe(src))
                 return -1;
         mmp_info("kafka", "consuming %s%s as group %s from %s", src->s.topics[0], src->s.n_topics > 1 ? " ..." : "",
                  src->s.group, src->s.brokers);
-        subscribed_ms = mmp_now_ms();
-        join_warn_ms = subscribed_ms + JOIN_WARN_MS;
+        join_begin(src, "subscribing");
         while (!*stop) {
                 poll_batch(src, 100, 1);
                 backpressure(src);
@@ -729,14 +746,14 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
                 /* A join that does not complete leaves the engine idle with
                  * nothing in its log: say so, and what usually holds it. (The
                  * rebalance callback runs on this thread.) */
-                if (!src->st.rebalances && now >= join_warn_ms) {
+                if (src->joining_since_ms && now >= src->join_warn_ms) {
                         mmp_warn("kafka",
-                                 "group %s: still joining %lld s after subscribing, no partitions assigned yet. "
+                                 "group %s: still joining %lld s after %s, no partitions assigned yet. "
                                  "The group coordinator waits for every member it knows to rejoin: a member that "
                                  "stopped without leaving the group holds the rebalance until its session.timeout.ms "
                                  "(or max.poll.interval.ms) runs out; unreachable brokers are reported above",
-                                 src->s.group, (long long)((now - subscribed_ms) / 1000));
-                        join_warn_ms += JOIN_WARN_REPEAT_MS;
+                                 src->s.group, (long long)((now - src->joining_since_ms) / 1000), src->join_cause);
+                        src->join_warn_ms += JOIN_WARN_REPEAT_MS;
                 }
                 /* Offsets stored soon after their events are done: the
                  * next commit (auto.commit.interval.ms) takes them, and a
