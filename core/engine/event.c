@@ -39,8 +39,8 @@ int mmp_event_set(mmp_event_t *ev, char **field, const char *value) {
         return mmp_event_set_n(ev, field, value, value ? strlen(value) : 0);
 }
 
-mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key, size_t extra) {
-        size_t id_n = id ? strlen(id) : 0, bucket_n = bucket ? strlen(bucket) : 0, key_n = key ? strlen(key) : 0;
+mmp_event_t *mmp_event_new_n(const char *id, size_t id_n, const char *bucket, size_t bucket_n, const char *key,
+                             size_t key_n, size_t extra) {
         size_t room = (id ? id_n + 1 : 0) + bucket_n + 1 + (key ? key_n + 1 : 0) + extra;
         mmp_event_t *ev = malloc(sizeof(*ev) + room); /* the room needs no zeroing */
         if (!ev)
@@ -51,10 +51,15 @@ mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key, 
         ev->room = (char *)(ev + 1);
         ev->room_end = ev->room + room;
         mmp_event_set_n(ev, &ev->id, id, id_n);
-        mmp_event_set_n(ev, &ev->bucket, bucket ? bucket : "", bucket_n);
+        mmp_event_set_n(ev, &ev->bucket, bucket ? bucket : "", bucket ? bucket_n : 0);
         mmp_event_set_n(ev, &ev->key, key, key_n);
         mmp_tmplist_init(&ev->tmp);
         return ev;
+}
+
+mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key, size_t extra) {
+        return mmp_event_new_n(id, id ? strlen(id) : 0, bucket, bucket ? strlen(bucket) : 0, key, key ? strlen(key) : 0,
+                               extra);
 }
 
 void mmp_event_ref(mmp_event_t *ev) {

@@ -74,6 +74,9 @@ typedef struct mmp_event {
  * in the event's own block, with room for `extra` more bytes of strings set
  * later: an event whose strings fit is one allocation. */
 mmp_event_t *mmp_event_new(const char *id, const char *bucket, const char *key, size_t extra);
+/* The same with the strings' lengths (no strlen). */
+mmp_event_t *mmp_event_new_n(const char *id, size_t id_n, const char *bucket, size_t bucket_n, const char *key,
+                             size_t key_n, size_t extra);
 void mmp_event_ref(mmp_event_t *ev);
 void mmp_event_unref(mmp_event_t *ev); /* frees at zero, removing temp files */
 /* Replaces a string field of ev (id, url, source.topic...) with a copy of

@@ -487,13 +487,16 @@ static mmp_kafka_msg_t *msg_copy(const rd_kafka_message_t *rm) {
 /* Links the batch's messages into their partitions' ledgers, in offset
  * order (a partition's messages arrive in order), under one lock. */
 static void msgs_track(mmp_kafka_source_t *src, rd_kafka_message_t **rms, mmp_kafka_msg_t **ms, size_t n) {
+        mmp_kafka_part_t *p = NULL;
         pthread_mutex_lock(&src->lock);
         for (size_t i = 0; i < n; i++) {
                 mmp_kafka_msg_t *m = ms[i];
                 /* A message of a partition we no longer track (revoked
                  * between fetch and now) still gets a ledger so its acks
-                 * have a home. */
-                mmp_kafka_part_t *p = part_add(src, rd_kafka_topic_name(rms[i]->rkt), rms[i]->partition);
+                 * have a home. A batch comes in runs of one partition: the
+                 * list is searched only where a run starts. */
+                if (!p || rms[i]->rkt != rms[i - 1]->rkt || rms[i]->partition != rms[i - 1]->partition)
+                        p = part_add(src, rd_kafka_topic_name(rms[i]->rkt), rms[i]->partition);
                 m->part = p;
                 if (p->tail)
                         p->tail->next = m;

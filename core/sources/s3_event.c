@@ -14,17 +14,18 @@
 #include "util/jscan.h"
 #include "util/log.h"
 
-int mmp_s3_key_decode(char *key) {
-        char *r = key, *w = key;
-        while (*r) {
+static int hexval(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
+}
+
+long mmp_s3_key_decode(char *key, size_t n) {
+        char *r = key, *w = key, *end = key + n;
+        while (r < end) {
                 if (*r == '+') {
                         *w++ = ' ';
                         r++;
                 } else if (*r == '%') {
-                        int hi, lo;
-                        char c1 = r[1], c2 = c1 ? r[2] : '\0';
-                        hi = c1 >= '0' && c1 <= '9' ? c1 - '0' : (c1 | 32) >= 'a' && (c1 | 32) <= 'f' ? (c1 | 32) - 'a' + 10 : -1;
-                        lo = c2 >= '0' && c2 <= '9' ? c2 - '0' : (c2 | 32) >= 'a' && (c2 | 32) <= 'f' ? (c2 | 32) - 'a' + 10 : -1;
+                        int hi = end - r > 1 ? hexval(r[1]) : -1, lo = end - r > 2 ? hexval(r[2]) : -1;
                         /* %00 would cut the key short: no S3 key holds a NUL. */
                         if (hi < 0 || lo < 0 || (hi | lo) == 0)
                                 return -1;
@@ -35,7 +36,7 @@ int mmp_s3_key_decode(char *key) {
                 }
         }
         *w = '\0';
-        return 0;
+        return (long)(w - key);
 }
 
 void mmp_s3_events_clear(mmp_s3_events_t *evs) {
@@ -48,6 +49,12 @@ void mmp_s3_events_clear(mmp_s3_events_t *evs) {
 }
 
 /* ---- reading fields with exact reasons ---- */
+
+/* A string read from the message (NUL-terminated too), s NULL when absent. */
+typedef struct str {
+        const char *s;
+        size_t n;
+} str_t;
 
 typedef struct reader {
         char *err;
@@ -82,11 +89,12 @@ static int wrong_type(reader_t *r, const char *path, const char *what, const mmp
         return -1;
 }
 
-/* Value v (NULL when absent) of field path as a string: *out NULL when
+/* Value v (NULL when absent) of field path as a string: out->s NULL when
  * absent and not required. */
-static int string_of(reader_t *r, const mmp_jtok_t *v, const char *path, int required, const char **out) {
+static int string_of(reader_t *r, const mmp_jtok_t *v, const char *path, int required, str_t *out) {
         char p[96];
-        *out = NULL;
+        out->s = NULL;
+        out->n = 0;
         if (!v || v->type == MMP_JSCAN_NULL)
                 return required ? fail(r, "%s is missing", where(r, path, p), NULL) : 0;
         if (v->type != MMP_JSCAN_STRING)
@@ -98,14 +106,15 @@ static int string_of(reader_t *r, const mmp_jtok_t *v, const char *path, int req
                 return fail(r, "%s: holds \\u0000 (a NUL byte, not allowed here)", where(r, path, p), NULL);
         if (r->text_used + v->len + 1 > r->text_size)
                 return fail(r, "%s: %s", where(r, path, p), "out of room for strings (a bug: a field read twice?)");
-        *out = r->text + r->text_used;
-        r->text_used += mmp_jscan_unescape(r->js, v, r->text + r->text_used) + 1;
+        out->s = r->text + r->text_used;
+        out->n = mmp_jscan_unescape(r->js, v, r->text + r->text_used);
+        r->text_used += out->n + 1;
         return 0;
 }
 
 /* obj.name as a string. */
 static int get_string(reader_t *r, const mmp_jtok_t *obj, const char *name, const char *path, int required,
-                      const char **out) {
+                      str_t *out) {
         return string_of(r, mmp_jscan_gets(r->js, obj, name), path, required, out);
 }
 
@@ -181,11 +190,10 @@ static int iso8601_ms(const char *s, int64_t *out) {
 
 typedef struct fields {
         mmp_event_kind_t kind;
-        const char *event_name, *bucket, *etag, *version_id, *content_type;
-        char *key; /* decoded, owned */
+        str_t event_name, bucket, etag, version_id, content_type;
+        str_t key; /* decoded */
         int64_t size, time_ms;
-        const char *original; /* the record's JSON text in the message */
-        size_t original_len;
+        str_t original; /* the record's JSON text in the message */
 } fields_t;
 
 static int push(mmp_s3_events_t *out, mmp_event_t *ev) {
@@ -197,60 +205,66 @@ static int push(mmp_s3_events_t *out, mmp_event_t *ev) {
         return 0;
 }
 
-/* a, b, c and d[0..nd) end to end, NUL-terminated, in buf[0..size) when
- * they fit, else in a new string (free() it when it is not buf); NULL when
- * out of memory. Its length goes to *len (unless NULL). */
-static char *join4(char *buf, size_t size, const char *a, const char *b, const char *c, const char *d, size_t nd,
-                   size_t *len) {
-        size_t na = strlen(a), nb = strlen(b), nc = strlen(c);
-        char *s = na + nb + nc + nd < size ? buf : malloc(na + nb + nc + nd + 1);
-        if (s) {
-                memcpy(s, a, na);
-                memcpy(s + na, b, nb);
-                memcpy(s + na + nb, c, nc);
-                memcpy(s + na + nb + nc, d, nd);
-                s[na + nb + nc + nd] = '\0';
-                if (len)
-                        *len = na + nb + nc + nd;
-        }
+/* Parts part[0..n) end to end, NUL-terminated, in buf[0..size) when they
+ * fit, else in a new string (free() it when it is not buf); NULL when out
+ * of memory. Its length goes to *len. */
+static char *join(char *buf, size_t size, const str_t *part, size_t n, size_t *len) {
+        size_t total = 0, at = 0;
+        char *s;
+        for (size_t i = 0; i < n; i++)
+                total += part[i].n;
+        if (!(s = total < size ? buf : malloc(total + 1)))
+                return NULL;
+        for (size_t i = 0; i < n; at += part[i].n, i++)
+                memcpy(s + at, part[i].s, part[i].n);
+        s[total] = '\0';
+        *len = total;
         return s;
 }
 
 static int emit(reader_t *r, mmp_s3_events_t *out, const fields_t *f) {
         char url_buf[512], id_buf[600], *url = NULL, *id = NULL, ctype[128];
-        const char *version = f->version_id && *f->version_id && strcmp(f->version_id, "null") ? f->version_id : NULL;
-        const char *etag = f->etag && *f->etag ? f->etag : NULL;
-        size_t etag_len = etag ? strlen(etag) : 0, extra, url_len;
-        size_t name_len = strlen(f->event_name), version_len = version ? strlen(version) : 0, ctype_len;
+        str_t version = f->version_id, etag = f->etag;
+        size_t extra, url_len, id_len = 0, ctype_len;
         mmp_event_t *ev = NULL;
         int rc = -1;
 
+        if (version.s && (!version.n || !strcmp(version.s, "null")))
+                version.s = NULL, version.n = 0;
+        if (etag.s && !etag.n)
+                etag.s = NULL;
         /* Some producers keep the HTTP header's quotes. */
-        if (etag_len >= 2 && etag[0] == '"' && etag[etag_len - 1] == '"')
-                etag++, etag_len -= 2;
+        if (etag.n >= 2 && etag.s[0] == '"' && etag.s[etag.n - 1] == '"')
+                etag.s++, etag.n -= 2;
         ctype[0] = '\0'; /* none declared, or none usable */
-        if (f->content_type && !mmp_fetch_declared_type(f->content_type, ctype, sizeof(ctype)))
+        if (f->content_type.s && !mmp_fetch_declared_type(f->content_type.s, ctype, sizeof(ctype)))
                 ctype[0] = '\0';
         /* (No printf here: this runs for every record of every message.) */
         ctype_len = strlen(ctype);
-        if (!(url = join4(url_buf, sizeof(url_buf), "s3://", f->bucket, "/", f->key, strlen(f->key), &url_len)) ||
-            ((version || etag) && !(id = join4(id_buf, sizeof(id_buf), url, "@", "", version ? version : etag,
-                                               version ? version_len : etag_len, NULL))))
+        const str_t url_parts[] = {{"s3://", 5}, f->bucket, {"/", 1}, f->key};
+        if (!(url = join(url_buf, sizeof(url_buf), url_parts, 4, &url_len)))
                 goto done;
+        if (version.s || etag.s) {
+                const str_t id_parts[] = {{url, url_len}, {"@", 1}, version.s ? version : etag};
+                if (!(id = join(id_buf, sizeof(id_buf), id_parts, 3, &id_len)))
+                        goto done;
+        }
         /* Everything below goes in the event's block, and what fetching adds. */
-        extra = url_len + 1 + name_len + 1 + 2 * (etag_len + 1) + (version ? version_len + 1 : 0) + f->original_len + 1 +
-                ctype_len + 1 + MMP_EVENT_FETCH_ROOM;
-        if (!(ev = mmp_event_new(id ? id : url, f->bucket, f->key, extra)))
+        extra = url_len + 1 + f->event_name.n + 1 + 2 * (etag.n + 1) + (version.s ? version.n + 1 : 0) +
+                f->original.n + 1 + ctype_len + 1 + MMP_EVENT_FETCH_ROOM;
+        if (!(ev = mmp_event_new_n(id ? id : url, id ? id_len : url_len, f->bucket.s, f->bucket.n, f->key.s, f->key.n,
+                                   extra)))
                 goto done;
         ev->kind = f->kind;
         ev->size = f->size;
         ev->time_ms = f->time_ms;
-        if (mmp_event_set_n(ev, &ev->url, url, url_len) || mmp_event_set_n(ev, &ev->event_name, f->event_name, name_len) ||
-            (etag && mmp_event_set_n(ev, &ev->etag, etag, etag_len)) ||
-            (version ? mmp_event_set_n(ev, &ev->version, version, version_len)
-                     : mmp_event_set_n(ev, &ev->version, ev->etag, etag_len)) ||
+        if (mmp_event_set_n(ev, &ev->url, url, url_len) ||
+            mmp_event_set_n(ev, &ev->event_name, f->event_name.s, f->event_name.n) ||
+            (etag.s && mmp_event_set_n(ev, &ev->etag, etag.s, etag.n)) ||
+            (version.s ? mmp_event_set_n(ev, &ev->version, version.s, version.n)
+                       : mmp_event_set_n(ev, &ev->version, ev->etag, etag.n)) ||
             (*ctype && mmp_event_set_n(ev, &ev->content_type, ctype, ctype_len)) ||
-            mmp_event_set_n(ev, &ev->original, f->original, f->original_len) || !ev->id || !ev->key || push(out, ev))
+            mmp_event_set_n(ev, &ev->original, f->original.s, f->original.n) || !ev->id || !ev->key || push(out, ev))
                 goto done;
         ev = NULL;
         rc = 0;
@@ -265,17 +279,17 @@ done:
 
 /* "ObjectCreated:Put" and "s3:ObjectCreated:Put" alike. Returns 0 with
  * *kind set, or 1 for an event of no interest here. */
-static int classify(const char *name, mmp_event_kind_t *kind, const char **bare) {
-        if (!strncmp(name, "s3:", 3))
-                name += 3;
+static int classify(str_t name, mmp_event_kind_t *kind, str_t *bare) {
+        if (!strncmp(name.s, "s3:", 3))
+                name.s += 3, name.n -= 3;
         *bare = name;
-        if (!strncmp(name, "ObjectCreated:", 14)) {
+        if (!strncmp(name.s, "ObjectCreated:", 14)) {
                 *kind = MMP_EVENT_CREATED;
                 return 0;
         }
         /* Expiry by a lifecycle rule removes the object just as a DELETE does. */
-        if (!strncmp(name, "ObjectRemoved:", 14) || !strcmp(name, "LifecycleExpiration:Delete") ||
-            !strcmp(name, "LifecycleExpiration:DeleteMarkerCreated")) {
+        if (!strncmp(name.s, "ObjectRemoved:", 14) || !strcmp(name.s, "LifecycleExpiration:Delete") ||
+            !strcmp(name.s, "LifecycleExpiration:DeleteMarkerCreated")) {
                 *kind = MMP_EVENT_REMOVED;
                 return 0;
         }
@@ -285,8 +299,9 @@ static int classify(const char *name, mmp_event_kind_t *kind, const char **bare)
 static int parse_record(reader_t *r, const mmp_jtok_t *rec, size_t i, mmp_s3_events_t *out) {
         char p[96];
         const mmp_jtok_t *s3, *bucket, *object, *size;
-        const char *name, *key, *time_s;
+        str_t name, key, time_s;
         fields_t f = {.size = -1};
+        long key_n;
         int rc;
 
         r->record = (long)i;
@@ -294,12 +309,12 @@ static int parse_record(reader_t *r, const mmp_jtok_t *rec, size_t i, mmp_s3_eve
                 return wrong_type(r, "", "an object", rec);
         static const mmp_jkey_t rec_keys[] = {MMP_JKEY("eventName"), MMP_JKEY("s3"), MMP_JKEY("eventTime")};
         const mmp_jtok_t *rec_v[3];
-        f.original = mmp_jscan_raw(r->js, rec, &f.original_len);
+        f.original.s = mmp_jscan_raw(r->js, rec, &f.original.n);
         mmp_jscan_getv(r->js, rec, rec_keys, 3, rec_v);
         if (string_of(r, rec_v[0], ".eventName", 1, &name))
                 return -1;
         if (classify(name, &f.kind, &f.event_name)) {
-                mmp_debug("s3-event", "Records[%zu]: skipping a %s event", i, name);
+                mmp_debug("s3-event", "Records[%zu]: skipping a %s event", i, name.s);
                 return 0;
         }
         /* Each object's members in one pass over it. */
@@ -324,69 +339,74 @@ static int parse_record(reader_t *r, const mmp_jtok_t *rec, size_t i, mmp_s3_eve
                 if (mmp_jscan_int64(r->js, size, &f.size) || f.size < 0)
                         return wrong_type(r, ".s3.object.size", "a non-negative integer", size);
         }
-        if (time_s && iso8601_ms(time_s, &f.time_ms))
-                return fail(r, "%s: expected an ISO 8601 time, got \"%.40s\"", where(r, ".eventTime", p), time_s);
+        if (time_s.s && iso8601_ms(time_s.s, &f.time_ms))
+                return fail(r, "%s: expected an ISO 8601 time, got \"%.40s\"", where(r, ".eventTime", p), time_s.s);
+        /* Most keys have nothing URL-encoded in them. */
+        if (!memchr(key.s, '%', key.n) && !memchr(key.s, '+', key.n)) {
+                f.key = key;
+                return emit(r, out, &f);
+        }
         /* Decoded on the stack for the usual key (S3's limit is 1,024 bytes). */
-        size_t n = strlen(key) + 1;
-        char kbuf[1100];
-        if (!(f.key = n <= sizeof(kbuf) ? memcpy(kbuf, key, n) : strdup(key)))
+        char kbuf[1100], *k = key.n < sizeof(kbuf) ? kbuf : malloc(key.n + 1);
+        if (!k)
                 return fail(r, "%s", "out of memory", NULL);
-        if (mmp_s3_key_decode(f.key) || !*f.key)
-                rc = fail(r, "%s: malformed URL encoding in \"%.80s\"", where(r, ".s3.object.key", p), key);
-        else
+        memcpy(k, key.s, key.n + 1);
+        if ((key_n = mmp_s3_key_decode(k, key.n)) <= 0) {
+                rc = fail(r, "%s: malformed URL encoding in \"%.80s\"", where(r, ".s3.object.key", p), key.s);
+        } else {
+                f.key = (str_t){k, (size_t)key_n};
                 rc = emit(r, out, &f);
-        if (f.key != kbuf)
-                free(f.key);
+        }
+        if (k != kbuf)
+                free(k);
         return rc;
 }
+
+/* The top-level members that tell the forms apart, read in one pass. */
+enum { ROOT_EVENT, ROOT_RECORDS, ROOT_EVENT_NAME, ROOT_KEY, ROOT_BUCKET, ROOT_SIMPLE_KEY, ROOT_FILE_TYPE, ROOT_N };
+static const mmp_jkey_t root_keys[ROOT_N] = {
+    [ROOT_EVENT] = MMP_JKEY("Event"),         [ROOT_RECORDS] = MMP_JKEY("Records"),
+    [ROOT_EVENT_NAME] = MMP_JKEY("EventName"), [ROOT_KEY] = MMP_JKEY("Key"),
+    [ROOT_BUCKET] = MMP_JKEY("bucket"),        [ROOT_SIMPLE_KEY] = MMP_JKEY("key"),
+    [ROOT_FILE_TYPE] = MMP_JKEY("file_type")};
 
 /* MinIO's envelope with no Records: EventName, and Key = "bucket/object"
  * (MinIO decodes the object name before writing Key: not decoded again). */
-static int parse_minio_key(reader_t *r, const mmp_jtok_t *root, mmp_s3_events_t *out) {
-        const char *name, *key, *slash;
-        fields_t f = {.size = -1, .original = r->js->buf, .original_len = r->js->len};
-        int rc;
-        if (get_string(r, root, "EventName", "EventName", 1, &name) || get_string(r, root, "Key", "Key", 1, &key))
+static int parse_minio_key(reader_t *r, const mmp_jtok_t **root, mmp_s3_events_t *out) {
+        const char *slash;
+        str_t name, key;
+        fields_t f = {.size = -1, .original = {r->js->buf, r->js->len}};
+        if (string_of(r, root[ROOT_EVENT_NAME], "EventName", 1, &name) || string_of(r, root[ROOT_KEY], "Key", 1, &key))
                 return -1;
         if (classify(name, &f.kind, &f.event_name)) {
-                mmp_debug("s3-event", "skipping a %s event", name);
+                mmp_debug("s3-event", "skipping a %s event", name.s);
                 return 0;
         }
-        if (!(slash = strchr(key, '/')) || slash == key || !slash[1])
-                return fail(r, "Key: expected \"BUCKET/OBJECT\", got \"%.80s\"", key, NULL);
-        char *bucket = strndup(key, (size_t)(slash - key));
-        if (!bucket || !(f.key = strdup(slash + 1))) {
-                free(bucket);
-                return fail(r, "%s", "out of memory", NULL);
-        }
-        f.bucket = bucket;
-        rc = emit(r, out, &f);
-        free(bucket);
-        free(f.key);
-        return rc;
+        if (!(slash = strchr(key.s, '/')) || slash == key.s || !slash[1])
+                return fail(r, "Key: expected \"BUCKET/OBJECT\", got \"%.80s\"", key.s, NULL);
+        /* The reader's copy is ours to change: cut in two in place. */
+        ((char *)key.s)[slash - key.s] = '\0';
+        f.bucket = (str_t){key.s, (size_t)(slash - key.s)};
+        f.key = (str_t){slash + 1, key.n - f.bucket.n - 1};
+        return emit(r, out, &f);
 }
 
 /* {"bucket": "b", "key": "k", "file_type": "..."}: the key is not URL-encoded. */
-static int parse_simple(reader_t *r, const mmp_jtok_t *root, mmp_s3_events_t *out) {
-        const char *key, *file_type;
+static int parse_simple(reader_t *r, const mmp_jtok_t **root, mmp_s3_events_t *out) {
+        str_t file_type;
         fields_t f = {.kind = MMP_EVENT_CREATED,
-                      .event_name = "ObjectCreated",
+                      .event_name = {"ObjectCreated", sizeof("ObjectCreated") - 1},
                       .size = -1,
-                      .original = r->js->buf,
-                      .original_len = r->js->len};
-        int rc;
-        if (get_string(r, root, "bucket", "bucket", 1, &f.bucket) || get_string(r, root, "key", "key", 1, &key) ||
-            get_string(r, root, "file_type", "file_type", 0, &file_type))
+                      .original = {r->js->buf, r->js->len}};
+        if (string_of(r, root[ROOT_BUCKET], "bucket", 1, &f.bucket) ||
+            string_of(r, root[ROOT_SIMPLE_KEY], "key", 1, &f.key) ||
+            string_of(r, root[ROOT_FILE_TYPE], "file_type", 0, &file_type))
                 return -1;
         /* "image/png" declares a content type; "image" or "pdf" is a hint kept
          * in the original only (routing goes by the bytes then). */
-        if (file_type && strchr(file_type, '/'))
+        if (file_type.s && strchr(file_type.s, '/'))
                 f.content_type = file_type;
-        if (!(f.key = strdup(key)))
-                return fail(r, "%s", "out of memory", NULL);
-        rc = emit(r, out, &f);
-        free(f.key);
-        return rc;
+        return emit(r, out, &f);
 }
 
 int mmp_s3_events_parse(const char *payload, size_t len, mmp_s3_events_t *out, char *errstr,
@@ -394,7 +414,7 @@ int mmp_s3_events_parse(const char *payload, size_t len, mmp_s3_events_t *out, c
         mmp_jscan_t js;
         char text[1024];
         reader_t r = {errstr, errstr_size, &js, -1, text, 0, sizeof(text)};
-        const mmp_jtok_t *root, *records, *rec, *event;
+        const mmp_jtok_t *root, *rv[ROOT_N], *records, *rec;
         size_t i;
         int rc = 0;
 
@@ -411,12 +431,12 @@ int mmp_s3_events_parse(const char *payload, size_t len, mmp_s3_events_t *out, c
         }
         r.text_size = len >= sizeof(text) ? len + 1 : sizeof(text);
         root = &js.tok[0];
+        mmp_jscan_getv(&js, root, root_keys, ROOT_N, rv);
         if (root->type != MMP_JSCAN_OBJECT) {
                 rc = wrong_type(&r, "message", "a JSON object", root);
-        } else if ((event = mmp_jscan_gets(&js, root, "Event")) &&
-                   mmp_jscan_streq(&js, event, "s3:TestEvent", strlen("s3:TestEvent"))) {
+        } else if (rv[ROOT_EVENT] && mmp_jscan_streq(&js, rv[ROOT_EVENT], "s3:TestEvent", strlen("s3:TestEvent"))) {
                 out->test_event = 1;
-        } else if ((records = mmp_jscan_gets(&js, root, "Records")) && records->type != MMP_JSCAN_NULL) {
+        } else if ((records = rv[ROOT_RECORDS]) && records->type != MMP_JSCAN_NULL) {
                 if (records->type != MMP_JSCAN_ARRAY)
                         rc = wrong_type(&r, "Records", "an array", records);
                 else
@@ -424,10 +444,10 @@ int mmp_s3_events_parse(const char *payload, size_t len, mmp_s3_events_t *out, c
                                 if ((rc = parse_record(&r, rec, i, out)))
                                         break;
                         }
-        } else if (mmp_jscan_gets(&js, root, "EventName") || mmp_jscan_gets(&js, root, "Key")) {
-                rc = parse_minio_key(&r, root, out);
-        } else if (mmp_jscan_gets(&js, root, "bucket") || mmp_jscan_gets(&js, root, "key")) {
-                rc = parse_simple(&r, root, out);
+        } else if (rv[ROOT_EVENT_NAME] || rv[ROOT_KEY]) {
+                rc = parse_minio_key(&r, rv, out);
+        } else if (rv[ROOT_BUCKET] || rv[ROOT_SIMPLE_KEY]) {
+                rc = parse_simple(&r, rv, out);
         } else {
                 rc = fail(&r, "%s", "not an S3 event notification (no Records, no EventName and Key, no bucket and key)",
                           NULL);

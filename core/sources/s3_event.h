@@ -34,8 +34,9 @@ int mmp_s3_events_parse(const char *payload, size_t len, mmp_s3_events_t *out, c
                         size_t errstr_size);
 void mmp_s3_events_clear(mmp_s3_events_t *evs);
 
-/* Decodes an S3 notification key in place ('+' -> ' ', %XX -> byte).
- * Returns -1 on a malformed escape. */
-int mmp_s3_key_decode(char *key);
+/* Decodes an S3 notification key key[0..n) in place ('+' -> ' ', %XX ->
+ * byte) and NUL-terminates it. Returns its new length, or -1 on a malformed
+ * escape (or %00). */
+long mmp_s3_key_decode(char *key, size_t n);
 
 #endif

@@ -59,7 +59,9 @@ static inline int is_alpha(uchar c) {
 }
 
 static inline const uchar *skip_ws(const uchar *p, const uchar *end) {
-        while (p < end && is_ws(*p))
+        /* Compact JSON has none: one test for the usual case (every
+         * whitespace byte is below '!'). */
+        while (p < end && *p <= ' ' && is_ws(*p))
                 p++;
         return p;
 }
@@ -292,12 +294,14 @@ static inline const uchar *skip_plain(const uchar *p, const uchar *end) {
         return p;
 }
 
-/* The string whose opening quote is at q, into t. Returns the byte after
- * the closing quote, or NULL after failing. */
-static const uchar *scan_string(scan_t *s, const uchar *q, mmp_jtok_t *t) {
-        const uchar *p = q + 1, *end = s->end;
+/* The rest of the string at p (a byte that is not plain) whose opening
+ * quote is at q: escapes, UTF-8, or the failure. Returns the byte after
+ * the closing quote, or NULL after failing. Out of line: most strings
+ * never come here. */
+static __attribute__((noinline)) const uchar *scan_string_rest(scan_t *s, const uchar *q, const uchar *p,
+                                                               mmp_jtok_t *t) {
+        const uchar *end = s->end;
         for (;;) {
-                p = skip_plain(p, end);
                 if (p == end)
                         return fail(s, end, q, (size_t)(end - q), "unterminated string"), NULL;
                 if (*p == '"')
@@ -315,10 +319,22 @@ static const uchar *scan_string(scan_t *s, const uchar *q, mmp_jtok_t *t) {
                                        NULL;
                         p += n;
                 }
+                p = skip_plain(p, end);
         }
-        t->off = (uint32_t)(q + 1 - s->buf);
         t->len = (uint32_t)(p - q - 1);
         return p + 1;
+}
+
+/* The string whose opening quote is at q, into t. Returns the byte after
+ * the closing quote, or NULL after failing. */
+static inline const uchar *scan_string(scan_t *s, const uchar *q, mmp_jtok_t *t) {
+        const uchar *p = skip_plain(q + 1, s->end);
+        t->off = (uint32_t)(q + 1 - s->buf);
+        if (p < s->end && *p == '"') {
+                t->len = (uint32_t)(p - q - 1);
+                return p + 1;
+        }
+        return scan_string_rest(s, q, p, t);
 }
 
 /* The number at p, into t. Returns the byte after it, or NULL. */
@@ -627,12 +643,14 @@ int mmp_jscan_streq(const mmp_jscan_t *js, const mmp_jtok_t *t, const char *s, s
         return n == 0;
 }
 
-/* The cheap tests before the comparison: most keys differ in length or
- * in their first byte (an escaped key may differ in both and still match). */
-static inline int key_may_be(const mmp_jscan_t *js, const mmp_jtok_t *k, const char *key, size_t keylen) {
+/* Whether member name k is key[0..keylen). For a name without escapes (all
+ * but a few) the length and the first byte decide most misses before any
+ * call. */
+static inline int key_is(const mmp_jscan_t *js, const mmp_jtok_t *k, const char *key, size_t keylen) {
+        const char *name = js->buf + k->off;
         if (k->flags & MMP_JSCAN_ESCAPED)
-                return 1;
-        return k->len == keylen && (!keylen || js->buf[k->off] == key[0]);
+                return mmp_jscan_streq(js, k, key, keylen);
+        return k->len == keylen && (!keylen || (name[0] == key[0] && !memcmp(name + 1, key + 1, keylen - 1)));
 }
 
 const mmp_jtok_t *mmp_jscan_get(const mmp_jscan_t *js, const mmp_jtok_t *obj, const char *key, size_t keylen) {
@@ -641,7 +659,7 @@ const mmp_jtok_t *mmp_jscan_get(const mmp_jscan_t *js, const mmp_jtok_t *obj, co
         if (!obj || obj->type != MMP_JSCAN_OBJECT)
                 return NULL;
         MMP_JSCAN_EACH(js, obj, k, i) {
-                if (key_may_be(js, k, key, keylen) && mmp_jscan_streq(js, k, key, keylen))
+                if (key_is(js, k, key, keylen))
                         found = k + 1;
         }
         return found;
@@ -661,7 +679,7 @@ void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const mmp_jkey
                 return;
         MMP_JSCAN_EACH(js, obj, k, i) {
                 for (j = 0; j < n; j++)
-                        if (key_may_be(js, k, keys[j].s, keys[j].n) && mmp_jscan_streq(js, k, keys[j].s, keys[j].n))
+                        if (key_is(js, k, keys[j].s, keys[j].n))
                                 out[j] = k + 1;
         }
 }

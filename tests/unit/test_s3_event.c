@@ -156,12 +156,21 @@ static void test_key_decoding(void **state) {
         free(rec);
 
         char k1[] = "x%2bplus%20space+sp%7E", k2[] = "bad%2", k3[] = "bad%zz", k4[] = "nul%00", k5[] = "trail%";
-        assert_int_equal(mmp_s3_key_decode(k1), 0);
+        char k6[] = "plain/key.jpg", k7[] = "a%41", k8[] = "cut%4";
+        assert_int_equal(mmp_s3_key_decode(k1, strlen(k1)), 16);
         assert_string_equal(k1, "x+plus space sp~");
-        assert_int_equal(mmp_s3_key_decode(k2), -1);
-        assert_int_equal(mmp_s3_key_decode(k3), -1);
-        assert_int_equal(mmp_s3_key_decode(k4), -1);
-        assert_int_equal(mmp_s3_key_decode(k5), -1);
+        assert_int_equal(mmp_s3_key_decode(k2, strlen(k2)), -1);
+        assert_int_equal(mmp_s3_key_decode(k3, strlen(k3)), -1);
+        assert_int_equal(mmp_s3_key_decode(k4, strlen(k4)), -1);
+        assert_int_equal(mmp_s3_key_decode(k5, strlen(k5)), -1);
+        assert_int_equal(mmp_s3_key_decode(k6, strlen(k6)), 13);
+        assert_string_equal(k6, "plain/key.jpg");
+        assert_int_equal(mmp_s3_key_decode(k7, strlen(k7)), 2);
+        assert_string_equal(k7, "aA");
+        /* Only n bytes are read: an escape cut by the length is malformed. */
+        assert_int_equal(mmp_s3_key_decode(k8, 4), -1);
+        assert_int_equal(mmp_s3_key_decode(k8, 3), 3);
+        assert_string_equal(k8, "cut");
 }
 
 static void test_test_event(void **state) {
