@@ -50,7 +50,9 @@ void mmp_s3_events_clear(mmp_s3_events_t *evs) {
 
 /* ---- reading fields with exact reasons ---- */
 
-/* A string read from the message (NUL-terminated too), s NULL when absent. */
+/* A string s[0..n) read from the message, s NULL when absent. A whole
+ * string read is NUL-terminated too; a slice of one (MinIO's bucket) is
+ * not, so whatever builds the event goes by n. */
 typedef struct str {
         const char *s;
         size_t n;
@@ -110,12 +112,6 @@ static int string_of(reader_t *r, const mmp_jtok_t *v, const char *path, int req
         out->n = mmp_jscan_unescape(r->js, v, r->text + r->text_used);
         r->text_used += out->n + 1;
         return 0;
-}
-
-/* obj.name as a string. */
-static int get_string(reader_t *r, const mmp_jtok_t *obj, const char *name, const char *path, int required,
-                      str_t *out) {
-        return string_of(r, mmp_jscan_gets(r->js, obj, name), path, required, out);
 }
 
 /* Value v (NULL when absent) of field path as an object. */
@@ -326,7 +322,7 @@ static int parse_record(reader_t *r, const mmp_jtok_t *rec, size_t i, mmp_s3_eve
                 return -1;
         mmp_jscan_getv(r->js, s3, s3_keys, 2, sv);
         if (object_of(r, sv[0], ".s3.bucket", &bucket) ||
-            get_string(r, bucket, "name", ".s3.bucket.name", 1, &f.bucket) ||
+            string_of(r, mmp_jscan_gets(r->js, bucket, "name"), ".s3.bucket.name", 1, &f.bucket) ||
             object_of(r, sv[1], ".s3.object", &object))
                 return -1;
         mmp_jscan_getv(r->js, object, object_keys, 5, ov);
@@ -384,8 +380,6 @@ static int parse_minio_key(reader_t *r, const mmp_jtok_t **root, mmp_s3_events_t
         }
         if (!(slash = strchr(key.s, '/')) || slash == key.s || !slash[1])
                 return fail(r, "Key: expected \"BUCKET/OBJECT\", got \"%.80s\"", key.s, NULL);
-        /* The reader's copy is ours to change: cut in two in place. */
-        ((char *)key.s)[slash - key.s] = '\0';
         f.bucket = (str_t){key.s, (size_t)(slash - key.s)};
         f.key = (str_t){slash + 1, key.n - f.bucket.n - 1};
         return emit(r, out, &f);
