@@ -21,16 +21,6 @@
 
 #define HOOK_EVERY 1000 /* instructions between deadline checks */
 
-/* The collector's ballast: a block of this size, never written (so never
- * resident), that the collector counts as live. LuaJIT starts a cycle when
- * the heap reaches twice what was live after the last one; a lane's state
- * holds only some 60 KB, so without the ballast the garbage of a handler
- * that reads a few fields started a cycle (marking all of that state) every
- * ~150 events. With it, about every megabyte of garbage. The cap is raised
- * by twice the ballast (the block, and the garbage it lets wait), so what
- * fitted under the cap before still fits. */
-#define GC_BALLAST (1u << 20)
-
 struct mmp_lua {
         lua_State *L;
         size_t mem_used, memory_cap;
@@ -300,10 +290,6 @@ mmp_lua_t *mmp_lua_new(const mmp_lua_opts_t *opts, char *errstr, size_t n) {
                 return NULL;
         }
         lua_sethook(L, deadline_hook, LUA_MASKCOUNT, HOOK_EVERY);
-        lua_newuserdata(L, GC_BALLAST);
-        lua_setfield(L, LUA_REGISTRYINDEX, "mmpipe.ballast");
-        if (lua->memory_cap)
-                lua->memory_cap += 2 * (size_t)GC_BALLAST;
         return lua;
 }
 

@@ -139,24 +139,6 @@ static void test_memory_cap(void **state) {
         mmp_lua_free(lua);
 }
 
-/* The collector's ballast (state.c) takes none of the cap: live data plus
- * the garbage the collector lets wait, which fitted under a cap before the
- * ballast, still fit. Here 2 MB live and 50 MB of garbage under a 6 MB cap:
- * the collector runs at twice the live heap, 4.4 MB without the ballast, 6.4
- * MB with it, which would fail if the cap were not raised by the ballast. */
-static void test_memory_cap_room_for_garbage(void **state) {
-        mmp_lua_t *lua = new_state(6u << 20);
-        char out[512];
-        (void)state;
-        assert_int_equal(run(lua,
-                             "local keep = {} for i = 1, 2000 do keep[i] = string.rep('k', 1000) .. i end "
-                             "for i = 1, 50000 do local g = string.rep('g', 1000) .. i end return #keep",
-                             60000, out, sizeof(out)),
-                         0);
-        assert_string_equal(out, "2000");
-        mmp_lua_free(lua);
-}
-
 static void test_pipeline_errors_name_file_and_line(void **state) {
         mmp_lua_t *lua = new_state(0);
         mmp_pipeline_t *def = NULL;
@@ -385,7 +367,6 @@ int main(void) {
             cmocka_unit_test(test_bytecode_refused),
             cmocka_unit_test(test_endless_loop_stopped),
             cmocka_unit_test(test_memory_cap),
-            cmocka_unit_test(test_memory_cap_room_for_garbage),
             cmocka_unit_test(test_pipeline_errors_name_file_and_line),
             cmocka_unit_test(test_event_table),
             cmocka_unit_test(test_event_object),
