@@ -125,11 +125,11 @@ static void kafka_progress(const mmp_kafka_stats_t *st, int force, void *opaque)
         p->last_done = (uint64_t)st->done;
         double secs = (now - p->started_ms) / 1000.0;
         fprintf(stderr,
-                "progress: %ld events done (%.1f/s), %ld in flight (%.1f MB)%s, %ld messages, %ld failed, "
-                "%ld malformed, %ld dead letters, %ld rebalances\n",
+                "progress: %ld events done (%.1f/s), %ld in flight (%.1f MB)%s, %ld messages, %ld committed, "
+                "%ld failed, %ld malformed, %ld dead letters, %ld rebalances\n",
                 st->done, secs > 0 ? st->done / secs : 0.0, st->in_flight_events, st->in_flight_bytes / 1048576.0,
-                st->paused ? " paused" : "", st->messages, st->failed, st->malformed, st->dead_letters,
-                st->rebalances);
+                st->paused ? " paused" : "", st->messages, st->committed, st->failed, st->malformed,
+                st->dead_letters, st->rebalances);
 }
 #endif
 

@@ -63,6 +63,7 @@ static mmp_kafka_part_t *part_add(mmp_kafka_source_t *src, const char *topic, in
         p = calloc(1, sizeof(*p));
         p->topic = strdup(topic);
         p->partition = partition;
+        p->committed = -1;
         p->next = src->parts;
         src->parts = p;
         return p;
@@ -393,6 +394,46 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                 rd_kafka_assign(rk, NULL);
 }
 
+/* The result of an offset commit, automatic or not (poll thread, inside
+ * rd_kafka_consumer_poll or rd_kafka_commit). What the coordinator
+ * acknowledged is counted and logged at debug level. A refused commit is
+ * warned about here: with this callback set, librdkafka does not log it. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets,
+                      void *opaque) {
+        mmp_kafka_source_t *src = opaque;
+        const char *why = err ? rd_kafka_err2str(err) : NULL;
+        int n = offsets ? offsets->cnt : 0;
+        long moved = 0, advanced = 0, total, failed = 0;
+        (void)rk;
+        if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) /* nothing new was stored */
+                return;
+        pthread_mutex_lock(&src->lock);
+        for (int i = 0; i < n; i++) {
+                const rd_kafka_topic_partition_t *e = &offsets->elems[i];
+                mmp_kafka_part_t *p;
+                if (e->err) {
+                        failed++;
+                        why = rd_kafka_err2str(e->err);
+                } else if (!err && e->offset >= 0 && (p = part_find(src, e->topic, e->partition)) &&
+                           p->committed >= 0 && e->offset > p->committed) {
+                        moved++;
+                        advanced += (long)(e->offset - p->committed);
+                        p->committed = e->offset;
+                }
+        }
+        src->st.committed += advanced;
+        total = src->st.committed;
+        pthread_mutex_unlock(&src->lock);
+        if (why)
+                mmp_warn("kafka",
+                         "committing offsets: %s (%ld of %d partition(s) not committed; the next commit carries "
+                         "them, and what is never committed is consumed again, not lost)",
+                         why, err ? (long)n : failed, n);
+        if (moved)
+                mmp_debug("kafka", "offsets committed: %ld partition(s) moved by %ld message(s), %ld since the start",
+                          moved, advanced, total);
+}
+
 /* ---- set-up ---- */
 
 mmp_kafka_source_t *mmp_kafka_source_new(const mmp_config_t *cfg, char *err, size_t n) {
@@ -404,6 +445,7 @@ mmp_kafka_source_t *mmp_kafka_source_new(const mmp_config_t *cfg, char *err, siz
                 goto fail;
         rd_kafka_conf_set_opaque(c, src);
         rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
+        rd_kafka_conf_set_offset_commit_cb(c, on_commit);
         if (!(src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, why, sizeof(why)))) {
                 snprintf(err, n, "kafka: cannot create the consumer: %s", why);
                 rd_kafka_conf_destroy(c);
@@ -498,6 +540,8 @@ static void msgs_track(mmp_kafka_source_t *src, rd_kafka_message_t **rms, mmp_ka
                 if (!p || rms[i]->rkt != rms[i - 1]->rkt || rms[i]->partition != rms[i - 1]->partition)
                         p = part_add(src, rd_kafka_topic_name(rms[i]->rkt), rms[i]->partition);
                 m->part = p;
+                if (p->committed < 0)
+                        p->committed = m->offset;
                 if (p->tail)
                         p->tail->next = m;
                 else

@@ -19,6 +19,7 @@ typedef struct mmp_kafka_source mmp_kafka_source_t;
 
 typedef struct mmp_kafka_stats {
         long messages, events, done, failed, malformed, dead_letters, paused_times, rebalances;
+        long committed; /* messages whose offsets the group coordinator acknowledged, from this process */
         long in_flight_events;
         long long in_flight_bytes;
         int paused;

@@ -71,6 +71,10 @@ typedef struct mmp_kafka_part {
         int revoked; /* not ours any more: nothing of it is stored again */
         mmp_kafka_msg_t *head, *tail;
         long in_flight;
+        /* The offset its last commit acknowledged, or at first the offset of
+         * its first message here (where an earlier commit left it); -1 until
+         * a message came. The commit callback counts what each commit moves. */
+        int64_t committed;
         struct mmp_kafka_part *next;
 } mmp_kafka_part_t;
 
