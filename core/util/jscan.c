@@ -678,17 +678,8 @@ void mmp_jscan_getv(const mmp_jscan_t *js, const mmp_jtok_t *obj, const mmp_jkey
         if (!obj || obj->type != MMP_JSCAN_OBJECT)
                 return;
         MMP_JSCAN_EACH(js, obj, k, i) {
-                /* The member's name read once, not once per wanted name. */
-                const char *name = js->buf + k->off;
-                size_t len = k->len;
-                if (k->flags & MMP_JSCAN_ESCAPED) {
-                        for (j = 0; j < n; j++)
-                                if (mmp_jscan_streq(js, k, keys[j].s, keys[j].n))
-                                        out[j] = k + 1;
-                        continue;
-                }
                 for (j = 0; j < n; j++)
-                        if (keys[j].n == len && (!len || (keys[j].s[0] == name[0] && !memcmp(name, keys[j].s, len))))
+                        if (key_is(js, k, keys[j].s, keys[j].n))
                                 out[j] = k + 1;
         }
 }
