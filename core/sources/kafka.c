@@ -31,6 +31,7 @@ struct mmp_kafka_source {
 
         pthread_mutex_t lock; /* the ledger, counters and flags below */
         mmp_kafka_part_t *parts;
+        mmp_kafka_mark_t *marks; /* every partition's ever assigned here */
         long in_flight_events;
         long long in_flight_bytes;
         int paused;
@@ -44,6 +45,7 @@ struct mmp_kafka_source {
         int64_t joining_since_ms, join_warn_ms;
         const char *join_cause; /* "subscribing", "its partitions were revoked" */
         int first_seen;
+        int stored_since_commit; /* (poll thread) offsets stored since the source last committed */
         mmp_kafka_stats_t st;
 };
 
@@ -56,6 +58,28 @@ static mmp_kafka_part_t *part_find(mmp_kafka_source_t *src, const char *topic, i
         return NULL;
 }
 
+static mmp_kafka_mark_t *mark_find(mmp_kafka_source_t *src, const char *topic, int32_t partition) {
+        for (mmp_kafka_mark_t *k = src->marks; k; k = k->next)
+                if (k->partition == partition && !strcmp(k->topic, topic))
+                        return k;
+        return NULL;
+}
+
+static mmp_kafka_mark_t *mark_get(mmp_kafka_source_t *src, const char *topic, int32_t partition) {
+        mmp_kafka_mark_t *k = mark_find(src, topic, partition);
+        if (k || !(k = calloc(1, sizeof(*k))))
+                return k;
+        if (!(k->topic = strdup(topic))) {
+                free(k);
+                return NULL;
+        }
+        k->partition = partition;
+        k->offset = -1;
+        k->next = src->marks;
+        src->marks = k;
+        return k;
+}
+
 static mmp_kafka_part_t *part_add(mmp_kafka_source_t *src, const char *topic, int32_t partition) {
         mmp_kafka_part_t *p = part_find(src, topic, partition);
         if (p)
@@ -63,7 +87,7 @@ static mmp_kafka_part_t *part_add(mmp_kafka_source_t *src, const char *topic, in
         p = calloc(1, sizeof(*p));
         p->topic = strdup(topic);
         p->partition = partition;
-        p->committed = -1;
+        p->mark = mark_get(src, topic, partition);
         p->next = src->parts;
         src->parts = p;
         return p;
@@ -201,10 +225,9 @@ static void parts_reap(mmp_kafka_source_t *src) {
         }
 }
 
-/* Stores the advanced offsets of the given partitions (all when NULL);
- * returns how many partitions advanced. */
-static int store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition_list_t *only) {
-        int advanced;
+/* Stores the advanced offsets of the given partitions (all when NULL).
+ * Poll thread. */
+static void store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition_list_t *only) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
         pthread_mutex_lock(&src->lock);
         for (mmp_kafka_part_t *p = src->parts; p; p = p->next) {
@@ -220,10 +243,9 @@ static int store_offsets(mmp_kafka_source_t *src, const rd_kafka_topic_partition
                 rd_kafka_resp_err_t e = rd_kafka_offsets_store(src->rk, l);
                 if (e)
                         mmp_warn("kafka", "storing offsets: %s", rd_kafka_err2str(e));
+                src->stored_since_commit = 1;
         }
-        advanced = l->cnt;
         rd_kafka_topic_partition_list_destroy(l);
-        return advanced;
 }
 
 /* Sends again the dead letters that were refused or failed, of messages
@@ -339,8 +361,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         src->st.rebalances++;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 pthread_mutex_lock(&src->lock);
-                for (int i = 0; i < parts->cnt; i++)
-                        part_add(src, parts->elems[i].topic, parts->elems[i].partition);
+                for (int i = 0; i < parts->cnt; i++) {
+                        mmp_kafka_part_t *p = part_add(src, parts->elems[i].topic, parts->elems[i].partition);
+                        if (p->mark) /* another member may have committed since: counted from the next message */
+                                p->mark->offset = -1;
+                }
                 pthread_mutex_unlock(&src->lock);
                 mmp_info("kafka", "assigned %d partition(s)", parts->cnt);
                 src->joining_since_ms = 0;
@@ -370,9 +395,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
          * consumes them again from the last commit. */
         store_offsets(src, parts);
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
-                rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
-                if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                        mmp_warn("kafka", "commit on revoke: %s", rd_kafka_err2str(ce));
+                rd_kafka_commit(rk, NULL, 0); /* its result goes to on_commit, like every commit's */
+                src->stored_since_commit = 0;
         }
         pthread_mutex_lock(&src->lock);
         for (int i = 0; i < parts->cnt; i++) {
@@ -394,10 +418,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
                 rd_kafka_assign(rk, NULL);
 }
 
-/* The result of an offset commit, automatic or not (poll thread, inside
- * rd_kafka_consumer_poll or rd_kafka_commit). What the coordinator
- * acknowledged is counted and logged at debug level. A refused commit is
- * warned about here: with this callback set, librdkafka does not log it. */
+/* The result of every offset commit, automatic, asynchronous or not (poll
+ * thread, served by rd_kafka_consumer_poll or rd_kafka_consumer_close; a
+ * synchronous rd_kafka_commit's result comes here too, so its callers do
+ * not report it again). What the coordinator acknowledged is counted and
+ * logged at debug level. A refused commit is warned about here, the one
+ * place: with this callback set, librdkafka does not log it. */
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets,
                       void *opaque) {
         mmp_kafka_source_t *src = opaque;
@@ -410,15 +436,15 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_pa
         pthread_mutex_lock(&src->lock);
         for (int i = 0; i < n; i++) {
                 const rd_kafka_topic_partition_t *e = &offsets->elems[i];
-                mmp_kafka_part_t *p;
+                mmp_kafka_mark_t *k;
                 if (e->err) {
                         failed++;
                         why = rd_kafka_err2str(e->err);
-                } else if (!err && e->offset >= 0 && (p = part_find(src, e->topic, e->partition)) &&
-                           p->committed >= 0 && e->offset > p->committed) {
+                } else if (!err && e->offset >= 0 && (k = mark_find(src, e->topic, e->partition)) &&
+                           k->offset >= 0 && e->offset > k->offset) {
                         moved++;
-                        advanced += (long)(e->offset - p->committed);
-                        p->committed = e->offset;
+                        advanced += (long)(e->offset - k->offset);
+                        k->offset = e->offset;
                 }
         }
         src->st.committed += advanced;
@@ -426,8 +452,8 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_pa
         pthread_mutex_unlock(&src->lock);
         if (why)
                 mmp_warn("kafka",
-                         "committing offsets: %s (%ld of %d partition(s) not committed; the next commit carries "
-                         "them, and what is never committed is consumed again, not lost)",
+                         "committing offsets: %s (%ld of %d partition(s) not committed; a later commit carries "
+                         "them, or the group consumes them again: nothing is lost)",
                          why, err ? (long)n : failed, n);
         if (moved)
                 mmp_debug("kafka", "offsets committed: %ld partition(s) moved by %ld message(s), %ld since the start",
@@ -482,6 +508,12 @@ void mmp_kafka_source_free(mmp_kafka_source_t *src) {
                 }
                 free(p->topic);
                 free(p);
+        }
+        while (src->marks) {
+                mmp_kafka_mark_t *k = src->marks;
+                src->marks = k->next;
+                free(k->topic);
+                free(k);
         }
         mmp_kafka_settings_clear(&src->s);
         pthread_mutex_destroy(&src->lock);
@@ -540,8 +572,8 @@ static void msgs_track(mmp_kafka_source_t *src, rd_kafka_message_t **rms, mmp_ka
                 if (!p || rms[i]->rkt != rms[i - 1]->rkt || rms[i]->partition != rms[i - 1]->partition)
                         p = part_add(src, rd_kafka_topic_name(rms[i]->rkt), rms[i]->partition);
                 m->part = p;
-                if (p->committed < 0)
-                        p->committed = m->offset;
+                if (p->mark && p->mark->offset < 0)
+                        p->mark->offset = m->offset;
                 if (p->tail)
                         p->tail->next = m;
                 else
@@ -814,12 +846,17 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
                 /* (Nothing fetched waits either; and not more often than
                  * stores, so a trickle of messages commits 50 times a second
                  * at most.) */
-                if (caught_up && now - last_commit >= 20 && !rd_kafka_queue_length(src->msgq) &&
-                    store_offsets(src, NULL)) {
-                        rd_kafka_resp_err_t ce = rd_kafka_commit(src->rk, NULL, 1 /* async */);
-                        if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                                mmp_warn("kafka", "commit: %s", rd_kafka_err2str(ce));
-                        last_commit = now;
+                if (caught_up && now - last_commit >= 20 && !rd_kafka_queue_length(src->msgq)) {
+                        /* (Whatever stored them: this store, or the periodic
+                         * one below in an earlier turn.) */
+                        store_offsets(src, NULL);
+                        if (src->stored_since_commit) {
+                                rd_kafka_resp_err_t ce = rd_kafka_commit(src->rk, NULL, 1 /* async */);
+                                if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                                        mmp_warn("kafka", "commit: %s", rd_kafka_err2str(ce));
+                                src->stored_since_commit = 0;
+                                last_commit = now;
+                        }
                 }
                 if (now - last_store >= 20) {
                         dl_retry_heads(src);
@@ -852,9 +889,7 @@ int mmp_kafka_source_run(mmp_kafka_source_t *src, mmp_engine_t *engine, volatile
                 mmp_warn("kafka", "%ld events still in flight at the drain deadline: they finish, but their offsets "
                                   "are not committed (they will be consumed again)",
                          st.in_flight_events);
-        rd_kafka_resp_err_t ce = rd_kafka_commit(src->rk, NULL, 0);
-        if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                mmp_warn("kafka", "final commit: %s", rd_kafka_err2str(ce));
+        rd_kafka_commit(src->rk, NULL, 0); /* reported by on_commit, served in rd_kafka_consumer_close */
         rd_kafka_consumer_close(src->rk);
         if (progress) {
                 mmp_kafka_source_stats(src, &st);

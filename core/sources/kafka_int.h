@@ -65,16 +65,25 @@ typedef struct mmp_kafka_msg {
 } mmp_kafka_msg_t;
 
 /* The offset ledger of one assigned partition: messages in offset order. */
+/* Where a partition's committed offset stands, as far as this process
+ * knows: for counting what each acknowledged commit moves. It outlives the
+ * partition's ledger (a commit made at a revoke is acknowledged after the
+ * ledger is gone) and starts again at each assignment. */
+typedef struct mmp_kafka_mark {
+        char *topic;
+        int32_t partition;
+        int64_t offset; /* the last acknowledged commit, or at first the offset of the first message taken
+                           after the assignment (where an earlier commit left it); -1 until then */
+        struct mmp_kafka_mark *next;
+} mmp_kafka_mark_t;
+
 typedef struct mmp_kafka_part {
         char *topic;
         int32_t partition;
         int revoked; /* not ours any more: nothing of it is stored again */
         mmp_kafka_msg_t *head, *tail;
         long in_flight;
-        /* The offset its last commit acknowledged, or at first the offset of
-         * its first message here (where an earlier commit left it); -1 until
-         * a message came. The commit callback counts what each commit moves. */
-        int64_t committed;
+        mmp_kafka_mark_t *mark; /* its commit mark (NULL: out of memory, not counted) */
         struct mmp_kafka_part *next;
 } mmp_kafka_part_t;
 
