@@ -74,5 +74,10 @@ assert_rc 0 "the engine's exit status after SIGTERM"
 assert_contains "$(grep '^progress:' "$T/closing.err" | tail -1)" "$((N + M)) messages, $((N + M)) committed" \
         "the progress line counts the commit made on leaving the group"
 assert_eq 0 "$(lag closing)" "messages group closing did not commit, read from the group coordinator"
+# Two commits were refused in this run, each warned about once (the final one
+# used to be reported by its caller and by the callback).
+warned=$(grep -c "committing offsets" "$T/closing.err")
+[ "$warned" -ge 1 ] && [ "$warned" -le 2 ] || fail "$warned warnings for two refused commits"
+ok "$warned warning(s) for the refused commits, none twice"
 
 finish
