@@ -21,7 +21,8 @@
 # round (the median run is the round's figure; all are printed); PROFILE=1 adds one mmpipe run
 # under `perf record --call-graph dwarf` (PERF_FREQ samples a second, 250) and prints where its CPU
 # goes; MMPIPE_ENV (VAR=VALUE words for the engine's environment only, e.g. MALLOC_CONF=thp:default);
-# BUILD (build: the build folder to take mmpipe and kafka_mock from).
+# MMPIPE_ARGS (more words for `mmpipe run`, e.g. "--set engine.lanes=1"); BUILD (build: the build
+# folder to take mmpipe and kafka_mock from).
 #
 # Instructions per message, which a busy shared machine does not move (for comparing two builds):
 #   ROUNDS=1 MMPIPE_ENV="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out" \
@@ -513,8 +514,8 @@ JSON
 run_mmpipe() {
   local name=$1 res=$2 perf_pid=
   mmpipe_config "$name" "$work/$name.json"
-  # shellcheck disable=SC2086 # MMPIPE_ENV is a list of VAR=VALUE words
-  env ${MMPIPE_ENV:-} "$BUILD/mmpipe" run -v --config "$work/$name.json" 2>"$out/$name.log" >/dev/null &
+  # shellcheck disable=SC2086 # MMPIPE_ENV and MMPIPE_ARGS are lists of words
+  env ${MMPIPE_ENV:-} "$BUILD/mmpipe" run -v --config "$work/$name.json" ${MMPIPE_ARGS:-} 2>"$out/$name.log" >/dev/null &
   ENGINE_PID=$!
   if [ -n "${PERF:-}" ]; then
     # Wait for the assignment, so the profile holds the consumption, not the start-up.

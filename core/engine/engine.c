@@ -242,7 +242,29 @@ static size_t route(mmp_engine_t *e, const mmp_event_t *ev, size_t *idx) {
         return matched;
 }
 
-/* Hands a routed event to its lane (or finishes it when nothing matched);
+/* The lane for the next handler runs: the first lane that has started
+ * everything it was given (nothing waits for its Lua state) and holds less
+ * than its share of the events in flight; when every lane is behind, the one
+ * with the fewest runs not finished. Light load stays on one lane (one
+ * thread woken, its caches warm, the other cores left to the source and the
+ * sinks) and spreads as soon as a lane falls behind. */
+static mmp_lane_t *pick_lane(mmp_engine_t *e) {
+        int64_t share = e->max_in_flight / e->n_lanes;
+        uint64_t least = UINT64_MAX;
+        int best = 0;
+        for (int i = 0; i < e->n_lanes; i++) {
+                mmp_lane_load_t l = mmp_lane_load(e->lanes[i]);
+                if (!l.queued && (int64_t)l.live < share)
+                        return e->lanes[i];
+                if (l.live < least) {
+                        least = l.live;
+                        best = i;
+                }
+        }
+        return e->lanes[best];
+}
+
+/* Hands a routed event to a lane (or finishes it when nothing matched);
  * through batch when the caller gathers a batch of them. */
 static void dispatch(mmp_engine_t *e, mmp_event_t *ev, const size_t *idx, size_t matched, mmp_lane_batch_t *batch) {
         if (!matched) {
@@ -253,13 +275,14 @@ static void dispatch(mmp_engine_t *e, mmp_event_t *ev, const size_t *idx, size_t
                 return;
         }
         ev->pending = (int)matched; /* before any lane can finish one */
-        int lane = (int)(ev->seq % (uint64_t)e->n_lanes);
-        for (size_t i = 0; i < matched; i++) {
-                if (batch)
-                        mmp_lane_batch_add(batch, lane, ev, idx[i]);
-                else
-                        mmp_lane_post(e->lanes[lane], ev, idx[i]);
+        if (!batch) {
+                mmp_lane_t *lane = pick_lane(e);
+                for (size_t i = 0; i < matched; i++)
+                        mmp_lane_post(lane, ev, idx[i]);
+                return;
         }
+        for (size_t i = 0; i < matched; i++)
+                mmp_lane_batch_add(batch, ev, idx[i]);
 }
 
 /* Worker thread: fetch, route again with size and detected type known,
@@ -358,7 +381,7 @@ void mmp_engine_submit_batch(mmp_engine_t *e, mmp_event_t **evs, size_t n) {
         e->seq += n;
         pthread_mutex_unlock(&e->lock);
         stat_add(&e->stats.submitted, n);
-        batch = mmp_lane_batch_new(e->lanes, e->n_lanes);
+        batch = mmp_lane_batch_new();
         for (size_t i = 0; i < n; i++) {
                 mmp_event_t *ev = evs[i];
                 ev->seq = seq + i;
@@ -371,7 +394,8 @@ void mmp_engine_submit_batch(mmp_engine_t *e, mmp_event_t **evs, size_t n) {
                         mmp_pool_submit(e->pool, &fj->job);
                 }
         }
-        mmp_lane_batch_post(batch);
+        /* The whole batch to one lane: one wake-up. */
+        mmp_lane_batch_post(batch, mmp_lane_batch_size(batch) ? pick_lane(e) : NULL);
 }
 
 void mmp_engine_submit(mmp_engine_t *e, mmp_event_t *ev) {

@@ -90,6 +90,10 @@ struct mmp_lane {
         pthread_mutex_t lock;
         msg_t *inbox_head, *inbox_tail;
         int stopping;
+        /* Handler runs posted (any thread), started (run to their first
+         * yield or their end) and finished (lane thread): what
+         * mmp_lane_load reports. */
+        uint64_t runs_posted, runs_started, runs_finished;
 
         task_t *tasks;   /* live tasks (lane thread only) */
         int64_t held_us; /* total time handlers ran on this lane */
@@ -99,10 +103,11 @@ struct mmp_lane {
         int n_idle_cos;
 };
 
-/* Appends the chain head..tail to the lane's inbox. */
-static void post_chain(mmp_lane_t *lane, msg_t *head, msg_t *tail) {
+/* Appends the chain head..tail (starts handler runs) to the lane's inbox. */
+static void post_chain(mmp_lane_t *lane, msg_t *head, msg_t *tail, uint64_t starts) {
         int was_empty;
         tail->next = NULL;
+        __atomic_add_fetch(&lane->runs_posted, starts, __ATOMIC_RELAXED);
         pthread_mutex_lock(&lane->lock);
         was_empty = !lane->inbox_head;
         if (lane->inbox_tail)
@@ -117,7 +122,18 @@ static void post_chain(mmp_lane_t *lane, msg_t *head, msg_t *tail) {
 }
 
 static void post(mmp_lane_t *lane, msg_t *m) {
-        post_chain(lane, m, m);
+        post_chain(lane, m, m, m->type == MSG_START);
+}
+
+mmp_lane_load_t mmp_lane_load(const mmp_lane_t *lane) {
+        mmp_lane_load_t l;
+        /* finished and started before posted: neither can then pass it. */
+        uint64_t finished = __atomic_load_n(&lane->runs_finished, __ATOMIC_ACQUIRE);
+        uint64_t started = __atomic_load_n(&lane->runs_started, __ATOMIC_ACQUIRE);
+        uint64_t posted = __atomic_load_n(&lane->runs_posted, __ATOMIC_ACQUIRE);
+        l.queued = posted - started;
+        l.live = posted - finished;
+        return l;
 }
 
 static start_msg_t *start_msg_new(mmp_event_t *ev, size_t pidx) {
@@ -134,35 +150,33 @@ void mmp_lane_post(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx) {
 }
 
 struct mmp_lane_batch {
-        mmp_lane_t **lanes;
-        int n;
-        struct {
-                msg_t *head, *tail;
-        } chain[];
+        msg_t *head, *tail;
+        uint64_t n;
 };
 
-mmp_lane_batch_t *mmp_lane_batch_new(mmp_lane_t **lanes, int n_lanes) {
-        mmp_lane_batch_t *b = calloc(1, sizeof(*b) + (size_t)n_lanes * sizeof(b->chain[0]));
-        b->lanes = lanes;
-        b->n = n_lanes;
-        return b;
+mmp_lane_batch_t *mmp_lane_batch_new(void) {
+        return calloc(1, sizeof(mmp_lane_batch_t));
 }
 
-void mmp_lane_batch_add(mmp_lane_batch_t *b, int lane, mmp_event_t *ev, size_t pidx) {
+void mmp_lane_batch_add(mmp_lane_batch_t *b, mmp_event_t *ev, size_t pidx) {
         msg_t *m = &start_msg_new(ev, pidx)->hdr;
-        if (b->chain[lane].tail)
-                b->chain[lane].tail->next = m;
+        if (b->tail)
+                b->tail->next = m;
         else
-                b->chain[lane].head = m;
-        b->chain[lane].tail = m;
+                b->head = m;
+        b->tail = m;
+        b->n++;
 }
 
-void mmp_lane_batch_post(mmp_lane_batch_t *b) {
+size_t mmp_lane_batch_size(const mmp_lane_batch_t *b) {
+        return b ? (size_t)b->n : 0;
+}
+
+void mmp_lane_batch_post(mmp_lane_batch_t *b, mmp_lane_t *lane) {
         if (!b)
                 return;
-        for (int i = 0; i < b->n; i++)
-                if (b->chain[i].head)
-                        post_chain(b->lanes[i], b->chain[i].head, b->chain[i].tail);
+        if (b->head)
+                post_chain(lane, b->head, b->tail, b->n);
         free(b);
 }
 
@@ -359,6 +373,7 @@ static void task_finish(mmp_lane_t *lane, task_t *t, mmp_failure_t *failure) {
         }
         task_unlink(lane, t);
         t->dead = 1;
+        __atomic_store_n(&lane->runs_finished, lane->runs_finished + 1, __ATOMIC_RELEASE);
         if (failure)
                 mmp_engine_pipeline_done(lane->opts.engine, t->ev, t->pidx, failure);
         if (!t->waiting)
@@ -581,6 +596,7 @@ static void *lane_main(void *arg) {
                                 if (m->type == MSG_START) {
                                         start_msg_t *s = (start_msg_t *)m;
                                         task_start(lane, s->ev, s->pidx);
+                                        __atomic_store_n(&lane->runs_started, lane->runs_started + 1, __ATOMIC_RELEASE);
                                         free(s);
                                 } else {
                                         op_done(lane, (op_job_t *)m);

@@ -42,14 +42,24 @@ int mmp_lane_start(mmp_lane_t *lane);
 /* Runs pipeline pidx's handler for ev on this lane (takes a reference). Any thread. */
 void mmp_lane_post(mmp_lane_t *lane, mmp_event_t *ev, size_t pidx);
 
-/* Handler runs gathered by one thread and posted together: one inbox lock
- * and at most one wake-up per lane for the whole batch. */
+/* How busy a lane is: handler runs posted to it that it has not started
+ * yet (queued: they wait for its Lua state) and those it has not finished
+ * (live: queued, running or waiting on a call). Any thread; a snapshot. */
+typedef struct mmp_lane_load {
+        uint64_t queued, live;
+} mmp_lane_load_t;
+mmp_lane_load_t mmp_lane_load(const mmp_lane_t *lane);
+
+/* Handler runs gathered by one thread and posted together to one lane: one
+ * inbox lock and at most one wake-up for the whole batch. */
 typedef struct mmp_lane_batch mmp_lane_batch_t;
-mmp_lane_batch_t *mmp_lane_batch_new(mmp_lane_t **lanes, int n_lanes);
-/* Adds a run of pipeline pidx's handler for ev on lanes[lane] (takes a reference). */
-void mmp_lane_batch_add(mmp_lane_batch_t *b, int lane, mmp_event_t *ev, size_t pidx);
-/* Posts everything added and frees the batch. Accepts NULL. */
-void mmp_lane_batch_post(mmp_lane_batch_t *b);
+mmp_lane_batch_t *mmp_lane_batch_new(void);
+/* Adds a run of pipeline pidx's handler for ev (takes a reference). */
+void mmp_lane_batch_add(mmp_lane_batch_t *b, mmp_event_t *ev, size_t pidx);
+/* The runs added so far (0 for NULL). */
+size_t mmp_lane_batch_size(const mmp_lane_batch_t *b);
+/* Posts everything added to lane and frees the batch. Accepts NULL. */
+void mmp_lane_batch_post(mmp_lane_batch_t *b, mmp_lane_t *lane);
 
 /* Finishes the running handlers, stops the thread, frees everything. */
 void mmp_lane_free(mmp_lane_t *lane);

@@ -1,7 +1,8 @@
 /*
  * The engine end to end on one lane: while one event's handler waits on a
  * slow plugin call, other events on the same lane run and finish; handler
- * failures and deadlines fail only their own event.
+ * failures and deadlines fail only their own event. And across lanes: light
+ * load stays on one lane, a lane that falls behind spills to the next.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,6 +104,27 @@ static const char hoarder[] =
     "  end,\n"
     "}\n";
 
+/* Names its lane (each lane has its own Lua state, so the address of a
+ * table made when the script loads differs from lane to lane) after holding
+ * it for "cpu N" ms or waiting "wait N" ms in a plugin call. */
+static const char lanes[] =
+    "local mmpipe = require 'mmpipe'\n"
+    "local lane = tostring({})\n"
+    "return mmpipe.pipeline {\n"
+    "  name = 'lanes', match = { key_suffix = '.lane' },\n"
+    "  destination = { collection = 'out' },\n"
+    "  handler = function(event)\n"
+    "    local how, ms = event:bytes():match('(%a+) (%d+)')\n"
+    "    if how == 'cpu' then\n"
+    "      local t = os.clock() + ms / 1000\n"
+    "      while os.clock() < t do end\n"
+    "    else\n"
+    "      mmpipe.tools.slow.sleep('x', { ms = tonumber(ms) })\n"
+    "    end\n"
+    "    return { lane = lane }\n"
+    "  end,\n"
+    "}\n";
+
 typedef struct fixture {
         char dir[64], pipelines[96], data[96], out[128];
         mmp_config_t *cfg;
@@ -124,6 +146,7 @@ static void fixture_start(fixture_t *fx, const char *settings) {
         write_file(fx->pipelines, "failing.lua", failing);
         write_file(fx->pipelines, "many.lua", many);
         write_file(fx->pipelines, "hoarder.lua", hoarder);
+        write_file(fx->pipelines, "lanes.lua", lanes);
         snprintf(conf, sizeof(conf), "{\"engine\": %s}", settings);
         fx->cfg = mmp_config_load_string(conf, "test", err, sizeof(err));
         assert_non_null(fx->cfg);
@@ -301,6 +324,71 @@ static void test_lua_state_over_its_cap_fails_events_not_the_engine(void **state
         fixture_stop(&fx);
 }
 
+/* How many lanes ran the handlers so far: the distinct names in the
+ * documents written. */
+static int lanes_used(const fixture_t *fx) {
+        char line[512], seen[8][64];
+        int n = 0;
+        FILE *f = fopen(fx->out, "r");
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f)) {
+                const char *p = strstr(line, "\"lane\":\"");
+                char name[64];
+                int known = 0;
+                if (!p || sscanf(p + 8, "%63[^\"]", name) != 1)
+                        continue;
+                for (int i = 0; i < n; i++)
+                        known |= !strcmp(seen[i], name);
+                if (!known && n < 8)
+                        snprintf(seen[n++], sizeof(seen[0]), "%s", name);
+        }
+        fclose(f);
+        return n;
+}
+
+/* Light load stays on one lane: events one after another, each waiting in
+ * a plugin call (its lane free meanwhile), all run on the first lane, the
+ * others never woken. */
+static void test_light_load_stays_on_one_lane(void **state) {
+        fixture_t fx = {0};
+        mmp_engine_stats_t st;
+        char name[32];
+        (void)state;
+        fixture_start(&fx, "{\"lanes\": 3, \"workers\": 2}");
+        for (int i = 0; i < 6; i++) {
+                snprintf(name, sizeof(name), "w%d.lane", i);
+                fixture_submit(&fx, name, "wait 20");
+                mmp_engine_drain(fx.engine);
+        }
+        mmp_engine_stats(fx.engine, &st);
+        assert_int_equal(st.done, 6);
+        assert_int_equal(st.documents, 6);
+        assert_int_equal(lanes_used(&fx), 1);
+        fixture_stop(&fx);
+}
+
+/* Work spreads as soon as a lane falls behind: while one lane's handler
+ * holds it for 300 ms of CPU, the next events go to the other lanes. (A
+ * lane that handed events out in turn would also use all three; one that
+ * packed them on the first lane regardless would use one.) */
+static void test_busy_lane_spills_to_the_next(void **state) {
+        fixture_t fx = {0};
+        mmp_engine_stats_t st;
+        char name[32];
+        (void)state;
+        fixture_start(&fx, "{\"lanes\": 3, \"workers\": 2}");
+        for (int i = 0; i < 3; i++) {
+                snprintf(name, sizeof(name), "c%d.lane", i);
+                fixture_submit(&fx, name, "cpu 300");
+        }
+        mmp_engine_drain(fx.engine);
+        mmp_engine_stats(fx.engine, &st);
+        assert_int_equal(st.done, 3);
+        assert_int_equal(st.failed, 0);
+        assert_int_equal(lanes_used(&fx), 3);
+        fixture_stop(&fx);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_lane_keeps_going_while_one_event_waits),
@@ -308,6 +396,8 @@ int main(void) {
             cmocka_unit_test(test_many_events_in_flight_on_one_lane),
             cmocka_unit_test(test_deadline_is_not_charged_for_another_events_documents),
             cmocka_unit_test(test_lua_state_over_its_cap_fails_events_not_the_engine),
+            cmocka_unit_test(test_light_load_stays_on_one_lane),
+            cmocka_unit_test(test_busy_lane_spills_to_the_next),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
