@@ -17,7 +17,9 @@
 #include "util/log.h"
 #include "util/time.h"
 
-#define POLL_BATCH 256 /* most messages taken at once (see the poll loop) */
+/* Most messages taken at once (see the poll loop). 256 woke the lane twice
+ * as often, for 5-7% more time a message (docs/perf-kafka.md). */
+#define POLL_BATCH 512
 #define JOIN_WARN_MS 15000        /* a group join this long gets a warning ... */
 #define JOIN_WARN_REPEAT_MS 30000 /* ... and another every this long until it completes */
 

@@ -26,11 +26,11 @@ produce "$T/events.jsonl"
 # newline; the messages have no key).
 msg_bytes=$(head -1 "$T/events.jsonl" | tr -d '\n' | wc -c)
 # The bound on the events done behind the slow one: the source takes a batch
-# (at most 256) only while the ledger holds less than 1 MB, so at most
+# (at most 512) only while the ledger holds less than 1 MB, so at most
 # (1 MB - 1) / msg_bytes messages before the last batch, plus that batch,
 # plus the one message a poll may return without room just after the
 # assignment; less the slow one itself, which is not done.
-bound=$(((1048576 - 1) / msg_bytes + 256 + 1 - 1))
+bound=$(((1048576 - 1) / msg_bytes + 512 + 1 - 1))
 write_config "$T/c.json" ledger '"max_in_flight_mb": 1'
 sed -i "s|\"connections\"|\"engine\": { \"workers\": 2 }, \"connections\"|" "$T/c.json"
 
