@@ -105,8 +105,9 @@ static const char hoarder[] =
     "}\n";
 
 /* Names its lane (each lane has its own Lua state, so the address of a
- * table made when the script loads differs from lane to lane) after holding
- * it for "cpu N" ms or waiting "wait N" ms in a plugin call. */
+ * table made when the script loads differs from lane to lane) after
+ * spinning until the process has used "cpu N" ms more CPU, or waiting
+ * "wait N" ms in a plugin call. */
 static const char lanes[] =
     "local mmpipe = require 'mmpipe'\n"
     "local lane = tostring({})\n"
@@ -368,7 +369,9 @@ static void test_light_load_stays_on_one_lane(void **state) {
 }
 
 /* Work spreads as soon as a lane falls behind: while one lane's handler
- * holds it for 300 ms of CPU, the next events go to the other lanes. (A
+ * spins on the CPU (until os.clock, the process's CPU time, has moved 300 ms:
+ * 100-300 ms of wall time, however many lanes spin at once), the next
+ * events, submitted microseconds later, go to the other lanes. (A
  * lane that handed events out in turn would also use all three; one that
  * packed them on the first lane regardless would use one.) */
 static void test_busy_lane_spills_to_the_next(void **state) {
