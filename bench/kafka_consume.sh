@@ -351,10 +351,17 @@ def report(n, parts, brokers, fetch_wait, rounds_file, cores):
     print("  %-34s %s msg/s, CPU %s s" % ("mmpipe", spread(ms, "%.0f"), spread([r[5] for r in rows], "%.2f")))
     print("  %-34s %s" % ("mmpipe / python", spread(vs_py, "%.2fx")))
     print("  %-34s %s" % ("mmpipe / kcat", spread(of_k, "%.3fx")))
-    mv, mk = statistics.median(vs_py), statistics.median(of_k)
+    # The most any consumer of this mock reaches, against the Python loop: a
+    # 10x target above it cannot be met by anything that also does work.
+    ceiling = [r[0] / r[1] for r in rows]
+    print("  %-34s %s" % ("kcat / python (the ceiling)", spread(ceiling, "%.2fx")))
+    mv, mk, mc = statistics.median(vs_py), statistics.median(of_k), statistics.median(ceiling)
     print()
     print("target >= 10x the Python loop:      %s (median %.2fx, every round: %s)"
           % ("met" if mv >= 10 else "MISSED", mv, "met" if min(vs_py) >= 10 else "no"))
+    if mc < 10:
+        print("  (raw consumption itself was %.2fx the Python loop here, so 10x asks for %.2fx of kcat's rate;"
+              " in %d of %d rounds not even kcat reached 10x)" % (mc, 10 / mc, sum(c < 10 for c in ceiling), len(ceiling)))
     print("target >= 0.5x raw consumption:     %s (median %.3fx, every round: %s)"
           % ("met" if mk >= 0.5 else "MISSED", mk, "met" if min(of_k) >= 0.5 else "no"))
 
