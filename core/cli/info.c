@@ -137,6 +137,33 @@ int mmp_cmd_check(int argc, char **argv) {
         return rc;
 }
 
+/* jemalloc's control interface: resolved when the binary links jemalloc
+ * (CMakeLists.txt, core/main.c), NULL otherwise (the sanitizer builds). */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen) __attribute__((weak));
+
+/* The allocator line: which one, and jemalloc's options as it took them (a
+ * mistyped option in main.c's malloc_conf shows here as the default). */
+static void print_allocator(void) {
+        const char *version = NULL, *thp = NULL;
+        unsigned narenas = 0;
+        size_t n;
+        if (!mallctl) {
+                printf("  allocator        the C library's malloc (jemalloc not linked)\n");
+                return;
+        }
+        n = sizeof(version);
+        if (mallctl("version", &version, &n, NULL, 0))
+                version = "?";
+        n = sizeof(thp);
+        if (mallctl("opt.thp", &thp, &n, NULL, 0))
+                thp = "?";
+        n = sizeof(narenas);
+        if (mallctl("opt.narenas", &narenas, &n, NULL, 0))
+                narenas = 0;
+        printf("  allocator        jemalloc %.*s (transparent huge pages: %s, arenas: %u)\n",
+               (int)strcspn(version, "-"), version, thp, narenas);
+}
+
 int mmp_cmd_version(int argc, char **argv) {
         mmp_cli_t cli;
         int rc;
@@ -164,5 +191,6 @@ int mmp_cmd_version(int argc, char **argv) {
 #endif
         printf("  sagemaker invoke yes (SigV4, per-endpoint limit, rate, breaker, retries; models by name)\n");
         printf("  serve            %s\n", mmp_serve_feature());
+        print_allocator();
         return MMP_EXIT_OK;
 }

@@ -101,6 +101,16 @@ assert_rc 1 "check with a refused plugin"
 assert_contains "$(cat pl.txt)" "refused: $PL/wrong_abi.so: plugin ABI 2.0" "check output"
 assert_eq "check: plugins were refused (see above)" "$(tail -1 pl.txt)" "last line of check"
 
+say "mmpipe version names the allocator, with jemalloc's options as it took them"
+alloc="$("$MMP" version | grep -E '^  allocator ')"
+if [[ $alloc == *"the C library's malloc"* ]]; then
+        assert_contains "$alloc" "the C library's malloc (jemalloc not linked)" "allocator line"
+else
+        # core/main.c's malloc_conf: a mistyped option shows here as jemalloc's default.
+        assert_contains "$alloc" "jemalloc 5" "allocator line"
+        assert_contains "$alloc" "(transparent huge pages: always, arenas: 1)" "allocator line"
+fi
+
 say "the kafka section is checked too (without connecting)"
 if "$MMP" version | grep -Eq "kafka source +yes"; then
         echo '{"source": {"type": "kafka"}, "kafka": {"brokers": "127.0.0.1:1", "topics": ["t"], "pause_after": 5}}' >k1.json
