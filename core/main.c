@@ -21,6 +21,8 @@
  *   work took new pages. One arena: 2,900 page faults a run instead of
  *   5,200, 7-12% less time (seven A-B-B-A blocks); bench/engine_overhead.sh
  *   unchanged (the threads' caches take most calls without the arena lock).
+ *   Measured on two cores; many cores and lanes may want more arenas:
+ *   MALLOC_CONF=narenas:N (docs/kafka.md).
  * Found by jemalloc by name: exported. */
 __attribute__((visibility("default"))) const char *malloc_conf = "thp:always,narenas:1";
 #endif

@@ -107,7 +107,7 @@ if [[ $alloc == *"the C library's malloc"* ]]; then
         assert_contains "$alloc" "the C library's malloc (jemalloc not linked)" "allocator line"
 else
         # core/main.c's malloc_conf: a mistyped option shows here as jemalloc's default.
-        assert_contains "$alloc" "jemalloc 5" "allocator line"
+        assert_contains "$alloc" "allocator        jemalloc " "allocator line"
         assert_contains "$alloc" "(transparent huge pages: always, arenas: 1)" "allocator line"
 fi
 
